@@ -1,0 +1,1 @@
+"""User profile and item texts, and the sentence encoder that embeds them."""
