@@ -35,11 +35,15 @@ class EncoderConfig:
 
 @dataclass
 class MFConfig:
-    factors: int = 64
-    epochs: int = 40
-    lr: float = 0.01
-    reg: float = 1e-4
-    batch_size: int = 2048
+    loss: str = "ials"  # "ials" (weighted squared loss, closed-form ALS) or "bpr" (pairwise, SGD)
+    factors: int = 200
+    epochs: int = 8  # ALS sweeps
+    alpha: float = 10.0  # confidence of an observed cell is 1 + alpha
+    reg: float = 50.0  # ridge on the factors (ALS)
+    bpr_epochs: int = 40
+    lr: float = 0.01  # BPR only
+    bpr_reg: float = 1e-4  # BPR only
+    batch_size: int = 2048  # BPR only
     seed: int = 42
 
 

@@ -1,7 +1,7 @@
 """Item (ad) descriptions and user profile texts.
 
-Pure Python on purpose: the service builds cold-user profiles with the same code, so this module
-imports neither torch nor pandas.
+Light on purpose: the service builds cold-user profiles with the same code, so this module
+imports only numpy (neither torch nor pandas).
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 MAX_TITLES = 10  # most recent positively rated titles named in a profile
 MAX_GENRES = 3  # dominant genres named in a profile
@@ -111,3 +113,14 @@ def profile_text(
             recent = recent[:-1]
             text = render(recent)
     return text
+
+
+def history_vector(history: Sequence[int], item_emb: np.ndarray, half_life: float = 0.0) -> np.ndarray:
+    """The profile as a vector: L2-normalised (optionally recency-weighted) mean of the history's
+    item embeddings; `history` holds row indices of `item_emb` (d,), oldest first. Zeros if empty."""
+    if len(history) == 0:
+        return np.zeros(item_emb.shape[1], dtype=np.float32)
+    emb = item_emb[np.asarray(history)]  # (L, d)
+    w = np.ones(len(history)) if half_life <= 0 else 0.5 ** (np.arange(len(history))[::-1] / half_life)
+    vec = (w[:, None] * emb).sum(0)
+    return (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)

@@ -1,0 +1,57 @@
+# Every target is idempotent and does the missing steps before it.
+# The README's two commands: `make serve` (the main job) and `make test`.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+GRPC_PORT ?= 8001
+export BENTOML_HOME ?= $(CURDIR)/bentoml_home
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+CONFIG ?=
+CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
+
+.PHONY: setup data train export serve bento bench test lint clean
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[serve,train,dev]"
+	touch $@
+
+data: setup data/ml-100k/.complete
+data/ml-100k/.complete:
+	$(BIN)/python -m rec_models.data.movielens --dest data/ml-100k
+	touch $@
+
+train: data artifacts/metrics.json
+artifacts/metrics.json:
+	$(BIN)/python -m rec_models.train $(CONFIG_FLAG)
+
+export: train artifacts/export_report.json
+artifacts/export_report.json:
+	$(BIN)/python -m export
+
+serve: export
+	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"
+	$(BIN)/python -m rec_models.serving.launch --port $(PORT) --grpc-port $(GRPC_PORT)
+
+bento: export
+	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD 2>/dev/null || echo dev)
+
+bench: export
+	$(BIN)/python -m benchmarks $(if $(FULL),--full,)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: export lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf artifacts bentoml_home .cache

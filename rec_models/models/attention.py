@@ -1,0 +1,205 @@
+"""Attention recommender: a text two-tower model with bilinear attention over the user's history.
+
+User tower: q = f_p(profile_emb); h_j = f_i(history_emb_j); a = softmax_j(q^T W h_j / sqrt(dim));
+u = normalize(g([q; sum_j a_j h_j])). Item tower: v = normalize(f_i(item_emb)).
+Score = cos(u, v). Trained with a softmax over the training catalog on held-out interactions:
+each user's training interactions are cut into folds; a fold's items are targets while the profile
+text and the history come from the other folds, so the model never sees its target in its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rec_models.config import AttentionConfig
+from rec_models.models.base import Recommender, TrainData, check_finite
+
+
+def build_net(d_text: int, dim: int) -> Any:
+    import torch
+    from torch import nn
+
+    class Tower(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(d_text, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+            self.skip = nn.Linear(d_text, dim, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x) + self.skip(x)
+
+    class AttentionNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dim = dim
+            self.item = Tower()  # item tower, shared by history items
+            self.profile = Tower()
+            self.W = nn.Parameter(torch.eye(dim))  # bilinear attention u^T W v
+            self.out = nn.Linear(2 * dim, dim)
+
+        def item_tower(self, item_emb: torch.Tensor) -> torch.Tensor:
+            return nn.functional.normalize(self.item(item_emb), dim=-1)  # (N, dim)
+
+        def user_tower(
+            self, profile_emb: torch.Tensor, history_emb: torch.Tensor, history_mask: torch.Tensor
+        ) -> torch.Tensor:
+            return self.attend(self.profile(profile_emb), self.item(history_emb), history_mask)
+
+        def attend(self, q: torch.Tensor, h: torch.Tensor, history_mask: torch.Tensor) -> torch.Tensor:
+            """q (B, dim) projected profile, h (B, L, dim) projected history -> (B, dim) user."""
+            logits = torch.einsum("bd,de,ble->bl", q, self.W, h) / self.dim**0.5  # (B, L)
+            logits = logits.masked_fill(history_mask <= 0, -1e4)
+            a = torch.softmax(logits, dim=-1) * (history_mask > 0)  # empty history -> all zero
+            context = torch.einsum("bl,ble->be", a, h)  # (B, dim)
+            return nn.functional.normalize(self.out(torch.cat([q, context], -1)), dim=-1)
+
+    return AttentionNet()
+
+
+def recent_history(
+    n_users: int, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, max_len: int
+) -> np.ndarray:
+    """(n_users, max_len) item indices, most recent last, left-padded with -1."""
+    order = np.lexsort((timestamps, users))
+    hist = np.full((n_users, max_len), -1, dtype=np.int64)
+    bounds = np.searchsorted(users[order], np.arange(n_users + 1))
+    for u in range(n_users):
+        seq = items[order[bounds[u] : bounds[u + 1]]][-max_len:]
+        if len(seq):
+            hist[u, -len(seq) :] = seq
+    return hist
+
+
+class AttentionRecommender(Recommender):
+    name = "attention"
+
+    def __init__(self, cfg: AttentionConfig | None = None, folds: int = 4) -> None:
+        super().__init__()
+        self.cfg = cfg or AttentionConfig()
+        self.folds = folds
+        self.net: Any = None
+        self.item_emb = np.zeros((0, 0), dtype=np.float32)
+        self.profile_emb = np.zeros((0, 0), dtype=np.float32)
+        self.history = np.zeros((0, 0), dtype=np.int64)
+
+    # -- training ---------------------------------------------------------------------------
+    def _fold_inputs(self, data: TrainData, rng: np.random.Generator) -> list[tuple]:
+        """Per fold: (targets mask, profile_emb (U, d), history (U, L)) built without the targets."""
+        fold_of = rng.integers(0, self.folds, size=len(data.users))
+        out = []
+        for f in range(self.folds):
+            keep = fold_of != f
+            prof = data.encode_profiles(
+                data.users[keep], data.items[keep], data.ratings[keep], data.timestamps[keep]
+            )
+            hist = recent_history(
+                data.n_users, data.users[keep], data.items[keep], data.timestamps[keep],
+                self.cfg.max_history,
+            )
+            out.append((~keep, prof, hist))
+        return out
+
+    def fit(self, data: TrainData, progress: bool = True) -> AttentionRecommender:
+        import torch
+        from tqdm.auto import tqdm
+
+        if data.item_emb is None or data.encode_profiles is None:
+            raise ValueError("attention: TrainData needs item_emb and encode_profiles")
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        folds = self._fold_inputs(data, rng)
+        d_text = data.item_emb.shape[1]
+        net = build_net(d_text, cfg.dim)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        item_emb = torch.as_tensor(data.item_emb)
+        item_emb_padded = torch.cat([item_emb, torch.zeros(1, d_text)])  # index -1 -> zero row
+        known = torch.zeros(data.n_items, dtype=torch.bool)
+        known[torch.as_tensor(np.asarray(data.items))] = True
+        examples = [(f, np.nonzero(m)[0]) for f, (m, _, _) in enumerate(folds)]
+        fold_prof = [torch.as_tensor(p) for _, p, _ in folds]
+        fold_hist = [torch.as_tensor(h) for _, _, h in folds]
+        for _ in tqdm(range(cfg.epochs), desc="attention", disable=not progress, unit="epoch"):
+            for f, rows in examples:
+                perm = rng.permutation(rows)
+                for s in range(0, len(perm), cfg.batch_size):
+                    b = perm[s : s + cfg.batch_size]
+                    u = torch.as_tensor(data.users[b])
+                    target = torch.as_tensor(data.items[b])
+                    hist = fold_hist[f][u]  # (B, L)
+                    # Project the catalog once and gather the history from it: the tower runs
+                    # on N items per step instead of B * L history slots.
+                    projected = net.item(item_emb_padded)  # (N + 1, dim), last row = padding
+                    q = net.profile(fold_prof[f][u])  # (B, dim)
+                    user = net.attend(q, projected[hist], (hist >= 0).float())
+                    items = torch.nn.functional.normalize(projected[:-1], dim=-1)  # (N, dim)
+                    logits = (user @ items.T) / cfg.temperature
+                    logits = logits.masked_fill(~known, -1e4)
+                    loss = torch.nn.functional.cross_entropy(logits, target)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            if not torch.isfinite(loss):
+                check_finite("attention", loss.item())
+        self.net = net.eval()
+        self.item_emb = data.item_emb.astype(np.float32)
+        self.set_users(
+            data.encode_profiles(data.users, data.items, data.ratings, data.timestamps),
+            recent_history(data.n_users, data.users, data.items, data.timestamps, cfg.max_history),
+        )
+        self.seen_ = data.seen()
+        return self
+
+    # -- inference --------------------------------------------------------------------------
+    def set_users(self, profile_emb: np.ndarray, history: np.ndarray) -> None:
+        """The users' inputs at inference: (U, d) profile embeddings and (U, L) histories."""
+        self.profile_emb = profile_emb.astype(np.float32)
+        self.history = history
+        self._user_vec: np.ndarray | None = None
+
+    def set_item_emb(self, item_emb: np.ndarray) -> None:
+        """Swap in item text embeddings from another encoder (export quality checks)."""
+        self.item_emb = item_emb.astype(np.float32)
+        self._user_vec = None
+
+    def item_vectors(self) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.net.item_tower(torch.as_tensor(self.item_emb)).numpy()  # (N, dim)
+
+    def user_vectors(self) -> np.ndarray:
+        import torch
+
+        if self._user_vec is None:
+            padded = np.concatenate([self.item_emb, np.zeros((1, self.item_emb.shape[1]), np.float32)])
+            with torch.inference_mode():
+                h = torch.as_tensor(padded[self.history])  # (U, L, d)
+                self._user_vec = self.net.user_tower(
+                    torch.as_tensor(self.profile_emb), h, torch.as_tensor(self.history >= 0).float()
+                ).numpy()
+        return self._user_vec  # (U, dim)
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.user_vectors()[users] @ self.item_vectors().T
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays = {f"net.{k}": v.detach().numpy() for k, v in self.net.state_dict().items()}
+        arrays |= {"item_emb": self.item_emb, "profile_emb": self.profile_emb, "history": self.history}
+        cfg = {"dim": self.cfg.dim, "max_history": self.cfg.max_history, "folds": self.folds}
+        return cfg, arrays
+
+    def load_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.cfg = AttentionConfig(dim=config["dim"], max_history=config["max_history"])
+        self.folds = config["folds"]
+        self.item_emb = arrays["item_emb"]
+        self.net = build_net(self.item_emb.shape[1], self.cfg.dim)
+        self.net.load_state_dict(
+            {k[4:]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("net.")}
+        )
+        self.net.eval()
+        self.set_users(arrays["profile_emb"], arrays["history"])
