@@ -47,7 +47,9 @@ def build_net(d_text: int, dim: int) -> Any:
         ) -> torch.Tensor:
             return self.attend(self.profile(profile_emb), self.item(history_emb), history_mask)
 
-        def attend(self, q: torch.Tensor, h: torch.Tensor, history_mask: torch.Tensor) -> torch.Tensor:
+        def attend(
+            self, q: torch.Tensor, h: torch.Tensor, history_mask: torch.Tensor
+        ) -> torch.Tensor:
             """q (B, dim) projected profile, h (B, L, dim) projected history -> (B, dim) user."""
             logits = torch.einsum("bd,de,ble->bl", q, self.W, h) / self.dim**0.5  # (B, L)
             logits = logits.masked_fill(history_mask <= 0, -1e4)
@@ -86,7 +88,7 @@ class AttentionRecommender(Recommender):
 
     # -- training ---------------------------------------------------------------------------
     def _fold_inputs(self, data: TrainData, rng: np.random.Generator) -> list[tuple]:
-        """Per fold: (targets mask, profile_emb (U, d), history (U, L)) built without the targets."""
+        """Per fold: (targets mask, profile_emb (U, d), history (U, L)), built without targets."""
         fold_of = rng.integers(0, self.folds, size=len(data.users))
         out = []
         for f in range(self.folds):
@@ -95,7 +97,10 @@ class AttentionRecommender(Recommender):
                 data.users[keep], data.items[keep], data.ratings[keep], data.timestamps[keep]
             )
             hist = recent_history(
-                data.n_users, data.users[keep], data.items[keep], data.timestamps[keep],
+                data.n_users,
+                data.users[keep],
+                data.items[keep],
+                data.timestamps[keep],
                 self.cfg.max_history,
             )
             out.append((~keep, prof, hist))
@@ -103,14 +108,34 @@ class AttentionRecommender(Recommender):
 
     def fit(self, data: TrainData, progress: bool = True) -> AttentionRecommender:
         import torch
-        from tqdm.auto import tqdm
 
         if data.item_emb is None or data.encode_profiles is None:
             raise ValueError("attention: TrainData needs item_emb and encode_profiles")
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         folds = self._fold_inputs(data, rng)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            self._train(data, folds, rng, progress)
+        finally:
+            torch.set_num_threads(threads)
+        self.item_emb = data.item_emb.astype(np.float32)
+        self.set_users(
+            data.encode_profiles(data.users, data.items, data.ratings, data.timestamps),
+            recent_history(data.n_users, data.users, data.items, data.timestamps, cfg.max_history),
+        )
+        self.seen_ = data.seen()
+        return self
+
+    def _train(
+        self, data: TrainData, folds: list[tuple], rng: np.random.Generator, progress: bool
+    ) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
         d_text = data.item_emb.shape[1]
         net = build_net(d_text, cfg.dim)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -144,13 +169,6 @@ class AttentionRecommender(Recommender):
             if not torch.isfinite(loss):
                 check_finite("attention", loss.item())
         self.net = net.eval()
-        self.item_emb = data.item_emb.astype(np.float32)
-        self.set_users(
-            data.encode_profiles(data.users, data.items, data.ratings, data.timestamps),
-            recent_history(data.n_users, data.users, data.items, data.timestamps, cfg.max_history),
-        )
-        self.seen_ = data.seen()
-        return self
 
     # -- inference --------------------------------------------------------------------------
     def set_users(self, profile_emb: np.ndarray, history: np.ndarray) -> None:
@@ -174,7 +192,9 @@ class AttentionRecommender(Recommender):
         import torch
 
         if self._user_vec is None:
-            padded = np.concatenate([self.item_emb, np.zeros((1, self.item_emb.shape[1]), np.float32)])
+            padded = np.concatenate(
+                [self.item_emb, np.zeros((1, self.item_emb.shape[1]), np.float32)]
+            )
             with torch.inference_mode():
                 h = torch.as_tensor(padded[self.history])  # (U, L, d)
                 self._user_vec = self.net.user_tower(
@@ -187,7 +207,11 @@ class AttentionRecommender(Recommender):
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays = {f"net.{k}": v.detach().numpy() for k, v in self.net.state_dict().items()}
-        arrays |= {"item_emb": self.item_emb, "profile_emb": self.profile_emb, "history": self.history}
+        arrays |= {
+            "item_emb": self.item_emb,
+            "profile_emb": self.profile_emb,
+            "history": self.history,
+        }
         cfg = {"dim": self.cfg.dim, "max_history": self.cfg.max_history, "folds": self.folds}
         return cfg, arrays
 

@@ -63,7 +63,7 @@ class TrainData:
 
 
 class Recommender(ABC):
-    """fit(data) -> self; score(users) -> (U, n_items); recommend(users, k) -> (U, k) item indices."""
+    """fit(data) -> self; score(users) -> (U, n_items); recommend(users, k) -> (U, k) items."""
 
     name: str = "base"
 
@@ -87,7 +87,9 @@ class Recommender(ABC):
         """(U,) users -> (U, k) item indices best first (-1 pads when fewer candidates remain)."""
         from rec_models.evaluation.metrics import topk_from_scores
 
-        exclude = [self.seen_[u] for u in users] if exclude_seen and self.seen_ is not None else None
+        exclude = (
+            [self.seen_[u] for u in users] if exclude_seen and self.seen_ is not None else None
+        )
         return topk_from_scores(self.score(users), k, exclude=exclude, candidates=candidates)
 
     @abstractmethod
@@ -108,7 +110,9 @@ class Recommender(ABC):
             arrays["seen_items"] = np.concatenate(self.seen_).astype(np.int64)
         config = {"model": self.name, **config}
         (path / "config.json").write_text(json.dumps(config, indent=2))
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, path / "weights.safetensors")
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, path / "weights.safetensors"
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:

@@ -30,7 +30,11 @@ def per_user_scale(users: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 
 def hybrid_vectors(
-    alpha: float, text_users: np.ndarray, text_items: np.ndarray, mf_users: np.ndarray, mf_items: np.ndarray
+    alpha: float,
+    text_users: np.ndarray,
+    text_items: np.ndarray,
+    mf_users: np.ndarray,
+    mf_items: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(user_vectors (U, D), item_vectors (N, D)) whose inner product is the hybrid z-score."""
     u_text = alpha * text_users / per_user_scale(text_users, text_items)[:, None]
@@ -42,7 +46,9 @@ def hybrid_vectors(
 class HybridRecommender(Recommender):
     name = "hybrid"
 
-    def __init__(self, mf: MFRecommender, attention: AttentionRecommender, alpha: float = 0.5) -> None:
+    def __init__(
+        self, mf: MFRecommender, attention: AttentionRecommender, alpha: float = 0.5
+    ) -> None:
         super().__init__()
         self.mf, self.attention, self.alpha = mf, attention, alpha
         self.seen_ = mf.seen_
@@ -70,7 +76,9 @@ class HybridRecommender(Recommender):
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         mf_cfg, mf_arr = self.mf.state()
         att_cfg, att_arr = self.attention.state()
-        arrays = {f"mf.{k}": v for k, v in mf_arr.items()} | {f"att.{k}": v for k, v in att_arr.items()}
+        arrays = {f"mf.{k}": v for k, v in mf_arr.items()} | {
+            f"att.{k}": v for k, v in att_arr.items()
+        }
         return {"alpha": self.alpha, "mf": mf_cfg, "attention": att_cfg}, arrays
 
     def load_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -80,4 +88,7 @@ class HybridRecommender(Recommender):
         for part, prefix, cfg in ((self.mf, "mf.", "mf"), (self.attention, "att.", "attention")):
             Recommender.__init__(part)
             part.seen_ = self.seen_
-            part.load_state(config[cfg], {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+            part.load_state(
+                config[cfg],
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            )

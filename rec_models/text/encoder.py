@@ -32,7 +32,9 @@ def default_model_path() -> Path:
 def resolve_model_path(model_path: str | os.PathLike[str] | None) -> Path:
     path = Path(model_path) if model_path else default_model_path()
     if not (path / "config.json").is_file():
-        raise ValueError(f"encoder.model_path: {path} is not a Hugging Face model folder (no config.json)")
+        raise ValueError(
+            f"encoder.model_path: {path} is not a Hugging Face model folder (no config.json)"
+        )
     return path
 
 

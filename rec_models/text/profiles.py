@@ -77,7 +77,9 @@ def demographics_text(profile: Profile) -> str:
     return ("An " if words[0][0] in "8aeiou" else "A ") + " ".join(words) + "."
 
 
-def dominant_genres(history: Sequence[int], items: Mapping[int, ItemInfo], n: int = MAX_GENRES) -> list[str]:
+def dominant_genres(
+    history: Sequence[int], items: Mapping[int, ItemInfo], n: int = MAX_GENRES
+) -> list[str]:
     counts = Counter(g for i in history if i in items for g in items[i].genres)
     return [g for g, _ in counts.most_common(n)]
 
@@ -115,12 +117,18 @@ def profile_text(
     return text
 
 
-def history_vector(history: Sequence[int], item_emb: np.ndarray, half_life: float = 0.0) -> np.ndarray:
+def history_vector(
+    history: Sequence[int], item_emb: np.ndarray, half_life: float = 0.0
+) -> np.ndarray:
     """The profile as a vector: L2-normalised (optionally recency-weighted) mean of the history's
-    item embeddings; `history` holds row indices of `item_emb` (d,), oldest first. Zeros if empty."""
+    item embeddings; `history` holds row indices of `item_emb`, oldest first. Zeros if empty."""
     if len(history) == 0:
         return np.zeros(item_emb.shape[1], dtype=np.float32)
     emb = item_emb[np.asarray(history)]  # (L, d)
-    w = np.ones(len(history)) if half_life <= 0 else 0.5 ** (np.arange(len(history))[::-1] / half_life)
+    w = (
+        np.ones(len(history))
+        if half_life <= 0
+        else 0.5 ** (np.arange(len(history))[::-1] / half_life)
+    )
     vec = (w[:, None] * emb).sum(0)
     return (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)

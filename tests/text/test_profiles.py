@@ -17,7 +17,9 @@ def test_item_text_has_title_year_genres_and_own_text():
 
 
 def test_profile_names_demographics_recent_titles_and_dominant_genres():
-    text = profile_text(Profile(age=24, gender="M", occupation="technician", history=[0, 1, 2]), ITEMS)
+    text = profile_text(
+        Profile(age=24, gender="M", occupation="technician", history=[0, 1, 2]), ITEMS
+    )
     assert text.startswith("A 24-year-old man working as a technician.")
     assert "Recently liked: Heat; Fargo; Toy Story." in text  # most recent first
     assert "Favourite genres: Crime" in text  # the dominant genre leads
@@ -26,12 +28,16 @@ def test_profile_names_demographics_recent_titles_and_dominant_genres():
 def test_profile_drops_oldest_titles_to_fit_the_token_budget():
     words = lambda s: len(s.split())  # noqa: E731 - a stand-in token counter
     full = profile_text(Profile(history=[0, 1, 2]), ITEMS)
-    short = profile_text(Profile(history=[0, 1, 2]), ITEMS, count_tokens=words, max_tokens=words(full) - 2)
+    short = profile_text(
+        Profile(history=[0, 1, 2]), ITEMS, count_tokens=words, max_tokens=words(full) - 2
+    )
     assert "Heat" in short and "Toy Story" not in short and words(short) <= words(full) - 2
 
 
 def test_empty_profile_and_history_vector():
     assert Profile().is_empty() and not Profile(text="likes jazz").is_empty()
     emb = np.eye(3, dtype=np.float32)
-    np.testing.assert_allclose(history_vector([0, 1], emb), np.array([1, 1, 0]) / np.sqrt(2), atol=1e-6)
+    np.testing.assert_allclose(
+        history_vector([0, 1], emb), np.array([1, 1, 0]) / np.sqrt(2), atol=1e-6
+    )
     assert not history_vector([], emb).any()

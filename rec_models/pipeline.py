@@ -1,0 +1,145 @@
+"""Shared plumbing of train and export: the dataset in index space, texts and their embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rec_models.config import TrainConfig
+from rec_models.data import load_dataset
+from rec_models.data.schema import Dataset
+from rec_models.models.base import ProfileEncoder, TrainData
+from rec_models.text.profiles import ItemInfo, Profile, item_text, profile_text
+
+
+def _opt(value: object) -> object | None:
+    return (
+        None
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+        else value
+    )
+
+
+@dataclass
+class Context:
+    """The dataset mapped to contiguous indices, with item infos and texts."""
+
+    cfg: TrainConfig
+    dataset: Dataset
+    user_ids: np.ndarray  # (n_users,) external ids, index = position
+    item_ids: np.ndarray  # (n_items,)
+    items: dict[int, ItemInfo]  # by item index
+    demographics: list[Profile]  # by user index, history empty
+    item_texts: list[str]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def index(self, interactions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        users = np.searchsorted(self.user_ids, interactions["user_id"].to_numpy())
+        items = np.searchsorted(self.item_ids, interactions["item_id"].to_numpy())
+        return users.astype(np.int64), items.astype(np.int64)
+
+    def profiles(
+        self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray
+    ) -> list[Profile]:
+        """Each user's profile: demographics + positively rated items, oldest first."""
+        keep = ratings >= self.cfg.data.positive_threshold
+        order = np.lexsort((timestamps[keep], users[keep]))
+        pu, pi = users[keep][order], items[keep][order]
+        bounds = np.searchsorted(pu, np.arange(self.n_users + 1))
+        out = []
+        for u, demo in enumerate(self.demographics):
+            hist = pi[bounds[u] : bounds[u + 1]].tolist()
+            out.append(Profile(demo.age, demo.gender, demo.occupation, hist, demo.text))
+        return out
+
+
+def build_context(cfg: TrainConfig, dataset: Dataset | None = None) -> Context:
+    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    user_ids = np.sort(ds.users["user_id"].to_numpy().astype(np.int64))
+    item_ids = np.sort(ds.items["item_id"].to_numpy().astype(np.int64))
+    items_df = ds.items.set_index("item_id").loc[item_ids]
+    items: dict[int, ItemInfo] = {}
+    for idx, (_, row) in enumerate(items_df.iterrows()):
+        genres = str(row["genres"]).split("|") if _opt(row.get("genres")) else []
+        year = _opt(row.get("year"))
+        items[idx] = ItemInfo(
+            str(row["title"]),
+            int(year) if year is not None else None,
+            genres,
+            _opt(row.get("text")),
+        )  # type: ignore[arg-type]
+    users_df = ds.users.set_index("user_id").loc[user_ids]
+    demographics = []
+    for _, row in users_df.iterrows():
+        age = _opt(row.get("age"))
+        demographics.append(
+            Profile(
+                age=int(age) if age is not None else None,  # type: ignore[arg-type]
+                gender=_opt(row.get("gender")),  # type: ignore[arg-type]
+                occupation=_opt(row.get("occupation")),  # type: ignore[arg-type]
+                text=_opt(row.get("text")),  # type: ignore[arg-type]
+            )
+        )
+    texts = [item_text(items[i]) for i in range(len(item_ids))]
+    return Context(cfg, ds, user_ids, item_ids, items, demographics, texts)
+
+
+class Embedder:
+    """Item and profile embeddings through one encode function (torch teacher or ONNX variant)."""
+
+    def __init__(self, ctx: Context, encode, count_tokens=None, max_tokens: int = 128) -> None:
+        self.ctx, self.encode = ctx, encode
+        self.count_tokens, self.max_tokens = count_tokens, max_tokens
+        self._item_emb: np.ndarray | None = None
+
+    def item_emb(self) -> np.ndarray:
+        if self._item_emb is None:
+            self._item_emb = self.encode(self.ctx.item_texts)
+        return self._item_emb
+
+    def profile_texts(self, users, items, ratings, timestamps) -> list[str]:
+        return [
+            profile_text(p, self.ctx.items, self.count_tokens, self.max_tokens)
+            for p in self.ctx.profiles(users, items, ratings, timestamps)
+        ]
+
+    def profile_encoder(self) -> ProfileEncoder:
+        return lambda u, i, r, t: self.encode(self.profile_texts(u, i, r, t))
+
+    def train_data(self, interactions: pd.DataFrame) -> TrainData:
+        users, items = self.ctx.index(interactions)
+        return TrainData(
+            self.ctx.n_users,
+            self.ctx.n_items,
+            users,
+            items,
+            interactions["rating"].to_numpy(np.float32),
+            interactions["timestamp"].to_numpy(np.int64),
+            self.item_emb(),
+            self.profile_encoder(),
+            self.ctx.cfg.data.positive_threshold,
+        )
+
+
+def torch_embedder(ctx: Context) -> Embedder:
+    from rec_models.text.encoder import TextEncoder
+
+    ec = ctx.cfg.encoder
+    enc = TextEncoder(ec.model_path or None, ec.max_length, ec.batch_size, ec.cache_dir)
+    return Embedder(
+        ctx, lambda texts: enc.encode(texts, desc="encoding texts"), enc.count_tokens, ec.max_length
+    )
+
+
+def artifacts_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.artifacts_dir)
