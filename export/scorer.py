@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from export.gates import GateFailed
 
+from export.gates import GateFailed
 from rec_models.config import TrainConfig, load_config
 from rec_models.models.base import Recommender
 from rec_models.models.hybrid import EPS, HybridRecommender
@@ -233,6 +233,7 @@ def export_scorer(artifacts_dir: Path, cfg: TrainConfig | None = None) -> Path:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        os.chmod(final, 0o755)  # mkdtemp made it private
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

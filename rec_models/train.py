@@ -9,6 +9,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -252,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="TOML file overriding rec_models/config.py's defaults")
     parser.add_argument("--artifacts", help="output folder (default: artifacts)")
     args = parser.parse_args(argv)
+    # SIGTERM (Ctrl-C's sibling) unwinds like an exception, so the temp folder is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = load_config(args.config)
     if args.artifacts:
         cfg.artifacts_dir = args.artifacts
