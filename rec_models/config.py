@@ -32,8 +32,6 @@ class EncoderConfig:
     max_length: int = 128  # tokens; profile texts are built to fit inside this
     batch_size: int = 64
     cache_dir: str = ".cache/embeddings"
-    finetune: bool = False  # contrastive fine-tuning of the encoder (profile -> clicked item)
-    finetune_epochs: int = 1
 
 
 @dataclass
