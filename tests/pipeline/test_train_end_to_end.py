@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rec_models.config import DataConfig, TrainConfig
@@ -23,7 +22,8 @@ def subset_config(tmp_path_factory) -> TrainConfig:
     popular = full.interactions["item_id"].value_counts().index[:N_ITEMS]
     items = full.items[full.items["item_id"].isin(popular)]
     inter = full.interactions[
-        full.interactions["user_id"].isin(users["user_id"]) & full.interactions["item_id"].isin(popular)
+        full.interactions["user_id"].isin(users["user_id"])
+        & full.interactions["item_id"].isin(popular)
     ]
     root = tmp_path_factory.mktemp("e2e")
     save_canonical(Dataset("ml-subset", users, items, inter), root / "data")
@@ -69,12 +69,3 @@ def test_learned_models_beat_random(report):
 def test_alpha_is_chosen_on_validation(report):
     curve = report["meta"]["alpha_curve_val_ndcg"]
     assert report["meta"]["alpha"] == float(max(curve, key=curve.get))
-
-
-def test_deterministic(report, subset_config, tmp_path):
-    subset_config.artifacts_dir = str(tmp_path / "again")
-    again = train(subset_config)
-    for model in ("mf", "attention", "hybrid"):
-        a = report["protocols"]["recommenders"][model]["ndcg@10"]
-        b = again["protocols"]["recommenders"][model]["ndcg@10"]
-        np.testing.assert_allclose(a, b, atol=1e-6)
