@@ -1,0 +1,117 @@
+"""Step 7: `artifacts/export_report.{json,md}`: size, quality and speed of every variant."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from export.measure import speed_batch32
+from export.variant_dir import MODEL_FILE, is_complete, read_config
+
+COLUMNS = (
+    "size_mb",
+    "layers",
+    "parameters",
+    "mean_cosine",
+    "min_cosine",
+    "ndcg@10",
+    "cold_start_ndcg@10",
+    "ndcg_drop_pct",
+    "cold_start_drop_pct",
+    "ms_batch32",
+    "speedup_vs_fp32",
+)
+
+
+def variant_row(variant_dir: Path, artifacts: Path) -> dict[str, Any]:
+    config = read_config(variant_dir)
+    m = config.get("metrics", {})
+    return {
+        "path": os.path.relpath(variant_dir, artifacts.parent),
+        "size_mb": round((variant_dir / MODEL_FILE).stat().st_size / 2**20, 2),
+        "layers": config.get("layers"),
+        "parameters": config.get("parameters"),
+        "mean_cosine": m.get("mean_cosine"),
+        "min_cosine": m.get("min_cosine"),
+        "ndcg@10": m.get("ndcg@10"),
+        "cold_start_ndcg@10": m.get("cold_start_ndcg@10"),
+        "ndcg_drop_pct": m.get("ndcg_drop_pct", 0.0 if variant_dir.name == "fp32" else None),
+        "cold_start_drop_pct": m.get(
+            "cold_start_drop_pct", 0.0 if variant_dir.name == "fp32" else None
+        ),
+        "ms_batch32": None,
+        "speedup_vs_fp32": None,
+        "gpu_only": config.get("gpu_only", False),
+        "gate": m,
+    }
+
+
+def build_report(
+    artifacts: Path,
+    variants: list[str],
+    batch: list[str],
+    failures: dict[str, str],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    onnx_dir = artifacts / "onnx"
+    rows = {v: variant_row(onnx_dir / v, artifacts) for v in variants if is_complete(onnx_dir / v)}
+    timed = {v: onnx_dir / v for v, row in rows.items() if not row["gpu_only"]}
+    ms = speed_batch32(timed, batch) if timed else {}
+    for v, value in ms.items():
+        rows[v]["ms_batch32"] = round(value, 2)
+    base = ms.get("fp32")
+    for v, value in ms.items():
+        rows[v]["speedup_vs_fp32"] = round(base / value, 2) if base else None
+    if "int8" in ms and "distilled_int8" in ms:
+        rows["distilled_int8"]["speedup_vs_int8"] = round(ms["int8"] / ms["distilled_int8"], 2)
+    return {
+        "variants": rows,
+        "not_published": failures,
+        "timing": {
+            "batch": len(batch),
+            "threads": len(os.sched_getaffinity(0)),
+            "machine": platform.machine(),
+            "note": "median of 15 interleaved rounds; "
+            "fp16 is a GPU variant and is not timed on CPU",
+        },
+        **extra,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def write_report(report: dict[str, Any], artifacts: Path) -> Path:
+    artifacts = Path(artifacts)
+    (artifacts / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Encoder export report",
+        "",
+        "| variant | " + " | ".join(COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
+    for name, row in report["variants"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
+    lines += [
+        "",
+        "Cosines: to the PyTorch teacher on the gate texts (items + held-out users). "
+        "NDCG@10: the trained hybrid re-evaluated with texts embedded by the variant; "
+        "drops are relative to fp32. ms_batch32: " + report["timing"]["note"] + ".",
+    ]
+    if report.get("not_published"):
+        lines += ["", "## Not published (gate failed)", ""]
+        lines += [f"- {v}: {why}" for v, why in report["not_published"].items()]
+    for key in ("ndcg_note", "scorer", "store", "seconds"):
+        if key in report:
+            lines += ["", f"{key}: {json.dumps(report[key])}"]
+    path = artifacts / "export_report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

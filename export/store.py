@@ -1,0 +1,84 @@
+"""Step 6: publish variant folders into the BentoML model store with a sha256 manifest.
+
+BENTOML_HOME defaults to the project's git-ignored `bentoml_home/` (as the Makefile sets it).
+Publishing the same files again reuses the latest tag instead of adding an identical version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from rec_models.serving.store import sha256_map, verify_files
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARIES = (
+    "onnx",
+    "onnxruntime",
+    "optimum",
+    "optimum-onnx",
+    "transformers",
+    "torch",
+    "tokenizers",
+)
+
+__all__ = ["library_versions", "publish", "unpublish", "verify"]
+
+
+def _bentoml():
+    os.environ.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))
+    import bentoml
+
+    return bentoml
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def publish(variant_dir: Path, name: str, metadata: dict[str, Any]) -> str:
+    """Copy every file of `variant_dir` into a new store model `name`; returns its tag
+    ("name:version"). The metadata gets `sha256` {file: hex} and `libraries` {package: version}."""
+    bentoml = _bentoml()
+    variant_dir = Path(variant_dir)
+    digests = sha256_map(variant_dir)
+    if not digests:
+        raise ValueError(f"{variant_dir}: nothing to publish")
+    try:
+        latest = bentoml.models.get(f"{name}:latest")
+        if latest.info.metadata.get("sha256") == digests:
+            return str(latest.tag)  # same files: no new version
+    except bentoml.exceptions.NotFound:
+        pass
+    meta = {**metadata, "sha256": digests, "libraries": library_versions()}
+    with bentoml.models.create(name, metadata=meta) as model:
+        for rel in digests:
+            dest = Path(model.path) / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(variant_dir / rel, dest)
+    verify(Path(model.path), digests)
+    return str(model.tag)
+
+
+def verify(model_dir: Path, sha256: dict[str, str]) -> None:
+    """ValueError on any missing or modified file (see rec_models.serving.store.verify_files)."""
+    verify_files(model_dir, sha256)
+
+
+def unpublish(name: str) -> int:
+    """Delete every version of store model `name` (a variant that failed its gate must not be
+    served from an older version); returns how many were deleted."""
+    bentoml = _bentoml()
+    models = bentoml.models.list(name)
+    for model in models:
+        bentoml.models.delete(model.tag)
+    return len(models)

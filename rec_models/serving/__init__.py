@@ -1,0 +1,1 @@
+"""Serving runtime: ONNX Runtime sessions, provider choice, tokenizer, index (no torch)."""

@@ -1,0 +1,81 @@
+"""Atomic publication, idempotence, the CLI and the quantization preset."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pytest
+
+from export import gates
+from export.__main__ import parse_variants
+from export.pipeline import VARIANTS, ExportRun, build, build_int8
+from export.quantize import detect_preset
+from export.variant_dir import staging
+
+
+def test_failing_gate_leaves_no_variant_folder(artifacts, tmp_path, monkeypatch):
+    work = tmp_path / "artifacts"
+    (work / "onnx").mkdir(parents=True)
+    shutil.copy(artifacts / "texts.json", work / "texts.json")
+    shutil.copytree(artifacts / "onnx" / "fp32", work / "onnx" / "fp32")
+    monkeypatch.setitem(gates.THRESHOLDS, "int8", {**gates.THRESHOLDS["int8"], "size_ratio": 0.01})
+    run = ExportRun(work)
+    with pytest.raises(gates.GateFailed, match="size_ratio"):
+        build(run, "int8", build_int8)
+    assert sorted(p.name for p in (work / "onnx").iterdir()) == ["fp32"]  # no int8, no temp
+
+
+def test_staging_is_atomic(tmp_path):
+    target = tmp_path / "v"
+    target.mkdir()
+    (target / "old").write_text("old")
+    with pytest.raises(RuntimeError), staging(target) as tmp:
+        (tmp / "new").write_text("new")
+        raise RuntimeError("gate")
+    assert [p.name for p in tmp_path.iterdir()] == ["v"] and (target / "old").exists()
+    with staging(target) as tmp:
+        (tmp / "new").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["v"]
+
+
+def test_published_variants_are_up_to_date(artifacts):
+    run = ExportRun(artifacts)
+    assert all(run.up_to_date(v) for v in VARIANTS)
+    assert not ExportRun(artifacts, preset="avx2").up_to_date("int8")  # another preset: rebuild
+
+
+def test_cli_variants():
+    assert parse_variants("int8,fp32") == ["fp32", "int8"]  # dependency order
+    with pytest.raises(argparse.ArgumentTypeError, match="valid: fp32, opt, int8"):
+        parse_variants("fp32,bf16")
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "preset"),
+    [
+        ("fpu avx2 avx512f avx512_vnni", "x86_64", "avx512_vnni"),
+        ("fpu avx2 avx512f", "x86_64", "avx512"),
+        ("fpu avx2", "x86_64", "avx2"),
+        ("fp asimd", "aarch64", "arm64"),
+    ],
+)
+def test_detect_preset(flags, machine, preset):
+    assert detect_preset(f"processor : 0\nflags : {flags}\n", machine) == preset
+
+
+def test_texts_split_holds_out_gate_users(artifacts):
+    from export.texts import load_texts, split_texts
+
+    texts = load_texts(artifacts)
+    split = split_texts(texts)
+    assert len(split.gate) >= 500
+    held_out = set(split.gate) - set(texts.items)
+    assert held_out and not held_out & set(split.distill)
+
+
+def test_missing_texts_say_what_to_run(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="make train"):
+        ExportRun(tmp_path)
