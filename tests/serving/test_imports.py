@@ -1,0 +1,40 @@
+"""The serving set stays free of torch and transformers (the Bento and its image carry neither)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rec_models.config import ROOT
+
+FORBIDDEN = ("torch", "transformers", "optimum", "sentence_transformers")
+MODULES = [
+    "service",
+    "rec_models.serving.bundle",
+    "rec_models.serving.encoder_client",
+    "rec_models.serving.errors",
+    "rec_models.serving.index",
+    "rec_models.serving.launch",
+    "rec_models.serving.loading",
+    "rec_models.serving.runtime",
+    "rec_models.serving.schemas",
+    "rec_models.serving.towers",
+    "rec_models.serving.web",
+]
+
+
+def test_service_imports_neither_torch_nor_transformers():
+    code = (
+        "import importlib, sys\n"
+        f"for m in {MODULES!r}: importlib.import_module(m)\n"
+        "import rec_models.serving.index as ix, numpy as np\n"
+        "ix.AnnIndex(np.random.rand(64, 4).astype('float32'), nlist=4)\n"  # faiss loaded too
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        "heavy = sorted(m for m in ('onnxruntime',) if m in sys.modules)\n"
+        "print('forbidden', bad, 'heavy', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "forbidden [] heavy []" in out.stdout, out.stdout  # onnxruntime waits for __init__
