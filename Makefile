@@ -10,6 +10,7 @@ export BENTOML_HOME ?= $(CURDIR)/bentoml_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export BENTOML_DO_NOT_TRACK := True
 CONFIG ?=
 CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 
