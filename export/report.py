@@ -81,12 +81,49 @@ def build_report(
     }
 
 
-def _fmt(value: Any) -> str:
+DIGITS = {
+    "size_mb": 1,
+    "ms_batch32": 1,
+    "speedup_vs_fp32": 2,
+    "ndcg_drop_pct": 2,
+    "cold_start_drop_pct": 2,
+}
+
+
+def _fmt(column: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return f"{value:.{DIGITS.get(column, 4)}f}"
+    if isinstance(value, int) and column == "parameters":
+        return f"{value / 1e6:.2f}M"
     return str(value)
+
+
+def _notes(report: dict[str, Any]) -> list[str]:
+    rows, lines = report["variants"], []
+    distilled = rows.get("distilled_int8", {})
+    if distilled.get("speedup_vs_int8") is not None:
+        lines.append(
+            f"- distilled_int8 is {distilled['speedup_vs_int8']:.2f}x faster than int8 "
+            "at batch 32 (target >= 2x); its NDCG@10 drop gate is <= 2%."
+        )
+    if distilled.get("gate", {}).get("distill_seconds") is not None:
+        lines.append(
+            f"- distillation took {distilled['gate']['distill_seconds']:.0f} s (when last built)."
+        )
+    for name, row in rows.items():
+        if row.get("gate", {}).get("source_graph"):
+            lines.append(
+                f"- {name} was quantized from the {row['gate']['source_graph']} graph "
+                f"(ms at batch 32 per candidate: "
+                f"{row['gate'].get('candidates_ms_batch32')})."
+            )
+    for name, row in rows.items():
+        note = row.get("gate", {}).get("ndcg_note")
+        if note and note != "measured":
+            lines.append(f"- {name} NDCG: {note}.")
+    return lines
 
 
 def write_report(report: dict[str, Any], artifacts: Path) -> Path:
@@ -99,12 +136,16 @@ def write_report(report: dict[str, Any], artifacts: Path) -> Path:
         "|---" * (len(COLUMNS) + 1) + "|",
     ]
     for name, row in report["variants"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_fmt(c, row.get(c)) for c in COLUMNS) + " |")
     lines += [
         "",
         "Cosines: to the PyTorch teacher on the gate texts (items + held-out users). "
         "NDCG@10: the trained hybrid re-evaluated with texts embedded by the variant; "
-        "drops are relative to fp32. ms_batch32: " + report["timing"]["note"] + ".",
+        "drops are relative to fp32 (negative = better). ms_batch32: "
+        + report["timing"]["note"]
+        + ".",
+        "",
+        *_notes(report),
     ]
     if report.get("not_published"):
         lines += ["", "## Not published (gate failed)", ""]

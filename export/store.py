@@ -45,6 +45,15 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+def _store_safe(value: Any) -> Any:
+    """BentoML metadata takes no None: drop None entries, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _store_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_store_safe(v) for v in value if v is not None]
+    return value
+
+
 def publish(variant_dir: Path, name: str, metadata: dict[str, Any]) -> str:
     """Copy every file of `variant_dir` into a new store model `name`; returns its tag
     ("name:version"). The metadata gets `sha256` {file: hex} and `libraries` {package: version}."""
@@ -59,7 +68,7 @@ def publish(variant_dir: Path, name: str, metadata: dict[str, Any]) -> str:
             return str(latest.tag)  # same files: no new version
     except bentoml.exceptions.NotFound:
         pass
-    meta = {**metadata, "sha256": digests, "libraries": library_versions()}
+    meta = _store_safe({**metadata, "sha256": digests, "libraries": library_versions()})
     with bentoml.models.create(name, metadata=meta) as model:
         for rel in digests:
             dest = Path(model.path) / rel
