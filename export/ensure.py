@@ -20,8 +20,9 @@ def is_stale(artifacts: Path) -> bool:
 
 
 def ensure_exported(artifacts: Path | None = None, timeout: float = 1800) -> Path:
-    """The artifacts folder, with the encoder variants and the export report in it."""
-    artifacts = Path(artifacts) if artifacts else ROOT / "artifacts"
+    """The artifacts folder (default: $ADREC_ARTIFACTS, else <repo>/artifacts), with the encoder
+    variants and the export report in it."""
+    artifacts = Path(artifacts or os.environ.get("ADREC_ARTIFACTS") or ROOT / "artifacts")
     if is_stale(artifacts):
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         env.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))

@@ -30,11 +30,13 @@ def test_corrupted_copy_fails_verify(artifacts, tmp_path):
     copy = tmp_path / "int8"
     shutil.copytree(path, copy)
     verify(copy, metadata["sha256"])  # an intact copy passes
-    data = bytearray((copy / "model.onnx").read_bytes())
+    original = (copy / "model.onnx").read_bytes()
+    data = bytearray(original)
     data[len(data) // 2] ^= 0xFF
     (copy / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"model\.onnx: sha256"):
         verify(copy, metadata["sha256"])
+    (copy / "model.onnx").write_bytes(original)  # mended, so the next failure is the missing file
     (copy / "tokenizer.json").unlink()
     with pytest.raises(ValueError, match="missing"):
         verify(copy, metadata["sha256"])
