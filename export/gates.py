@@ -91,7 +91,7 @@ def torch_parity(variant_dir: Path, model_path: str | Path | None, texts: list[s
         diff_e = max(
             diff_e, float(np.abs(mean_pool(h_onnx, mask) - mean_pool(h_torch, mask)).max())
         )
-    return {"max_abs_diff": diff_e, "max_abs_diff_hidden": diff_h, "texts": len(texts)}
+    return {"max_abs_diff": diff_e, "max_abs_diff_hidden": diff_h, "parity_texts": len(texts)}
 
 
 def file_size_ratio(variant_dir: Path, fp32_dir: Path) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 
 from export import gates
 from export.distill import DistillConfig, distill
+from export.fp16 import export_fp16
 from export.measure import (
     drop_pct,
     ndcg_with_variant,
@@ -28,12 +29,11 @@ from export.measure import (
     teacher_ndcg,
 )
 from export.onnx_export import export_fp32
-from export.optimize import optimize_graph, optimize_o2
+from export.optimize import optimize_o2
 from export.quantize import count_quantized_nodes, detect_preset, quantize_int8
 from export.texts import GateSplit, Texts, load_texts, split_texts
 from export.variant_dir import (
     MODEL_FILE,
-    TOKENIZER_FILE,
     is_complete,
     read_config,
     scratch,
@@ -45,7 +45,7 @@ from export.variant_dir import (
 log = logging.getLogger("export")
 VARIANTS = ("fp32", "opt", "int8", "distilled_int8", "fp16")
 PARITY_GATED = ("fp32", "opt")  # NDCG = the teacher's (metrics.json), see teacher_ndcg
-BUILD_VERSION = 1  # bump when a builder changes what it writes
+BUILD_VERSION = 2  # bump when a builder changes what it writes
 
 
 @dataclass
@@ -267,14 +267,7 @@ def build_distilled(run: ExportRun, out: Path) -> dict:
 
 
 def build_fp16(run: ExportRun, out: Path) -> dict:
-    fp32 = run.require("fp32")
-    config = read_config(fp32)
-    optimize_graph(fp32 / MODEL_FILE, out / MODEL_FILE, config, "O4")
-    shutil.copy2(fp32 / TOKENIZER_FILE, out / TOKENIZER_FILE)
-    write_config(
-        out,
-        {**config, "variant": "fp16", "gpu_only": True, "optimization": "O4", "precision": "fp16"},
-    )
+    export_fp16(run.require("fp32"), out)
     gates.fp16_graph_check(out)
     try:  # the CPU provider may not run every fp16 kernel; the graph check above still holds
         metrics: dict[str, Any] = run.cosine_metrics(out, step=4)

@@ -79,3 +79,21 @@ def test_texts_split_holds_out_gate_users(artifacts):
 def test_missing_texts_say_what_to_run(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="make train"):
         ExportRun(tmp_path)
+
+
+def test_fp16_fallback_converter(artifacts, tmp_path):
+    """The converter used if Optimum's O4 ever needs a GPU: valid graph, same embeddings."""
+    from export.fp16 import convert_float16
+    from export.gates import fp16_graph_check
+    from rec_models.serving.onnx_encoder import OnnxEncoder
+
+    fp32 = artifacts / "onnx" / "fp32"
+    out = tmp_path / "fp16"
+    out.mkdir()
+    convert_float16(fp32 / "model.onnx", out / "model.onnx")
+    for name in ("tokenizer.json", "config.json"):
+        shutil.copy(fp32 / name, out / name)
+    fp16_graph_check(out)
+    texts = ["Star Wars (1977). Genres: Action, Sci-Fi.", "A 24-year-old man, a technician."]
+    cos = (OnnxEncoder(out).encode(texts) * OnnxEncoder(fp32).encode(texts)).sum(1)
+    assert cos.min() > 0.999

@@ -84,6 +84,7 @@ def test_fp16_graph(artifacts):
     gates.fp16_graph_check(folder)
     config = read_config(folder)
     assert config["gpu_only"] is True and config["precision"] == "fp16"
+    assert config["fp16_method"] in ("optimum-O4", "ort-float16")
     assert gates.file_size_ratio(folder, artifacts / "onnx" / "fp32") < 0.6
 
 
