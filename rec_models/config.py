@@ -32,6 +32,14 @@ class EncoderConfig:
     max_length: int = 128  # tokens; profile texts are built to fit inside this
     batch_size: int = 64
     cache_dir: str = ".cache/embeddings"
+    # Contrastive fine-tuning (profile -> clicked item), once per training split; see
+    # rec_models/text/finetune.py. Off by default: measured in README "Encoder fine-tuning".
+    finetune: bool = False
+    finetune_layers: int = 2  # top transformer layers trained; those below frozen and cached
+    finetune_epochs: int = 8  # passes over the users, each drawing a fresh positive item
+    finetune_batch_size: int = 64  # users per step; the other users' items are the negatives
+    finetune_lr: float = 1e-4  # one-cycle peak
+    finetune_temperature: float = 0.05
 
 
 @dataclass

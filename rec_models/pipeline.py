@@ -131,11 +131,31 @@ class Embedder:
         )
 
 
-def torch_embedder(ctx: Context) -> Embedder:
+def finetune_pairs(
+    emb: Embedder, interactions: pd.DataFrame, seed: int
+) -> tuple[list[str], list[np.ndarray]]:
+    """Inputs of the encoder fine-tuning: every user's positives split in two at random, the
+    profile text written from one half (with the demographics) and the other half its targets."""
+    ctx = emb.ctx
+    users, items = ctx.index(interactions)
+    ratings = interactions["rating"].to_numpy(np.float32)
+    stamps = interactions["timestamp"].to_numpy(np.int64)
+    held = np.random.default_rng(seed).random(len(users)) < 0.5
+    texts = emb.profile_texts(users[~held], items[~held], ratings[~held], stamps[~held])
+    target = held & (ratings >= ctx.cfg.data.positive_threshold)
+    tu, ti = users[target], items[target]
+    order = np.argsort(tu, kind="stable")
+    bounds = np.searchsorted(tu[order], np.arange(ctx.n_users + 1))
+    return texts, [ti[order][bounds[u] : bounds[u + 1]] for u in range(ctx.n_users)]
+
+
+def torch_embedder(ctx: Context, model_path: str | Path | None = None) -> Embedder:
+    """The PyTorch encoder of `model_path` (default: the configured one) as an Embedder."""
     from rec_models.text.encoder import TextEncoder
 
     ec = ctx.cfg.encoder
-    enc = TextEncoder(ec.model_path or None, ec.max_length, ec.batch_size, ec.cache_dir)
+    path = model_path or ec.model_path or None
+    enc = TextEncoder(path, ec.max_length, ec.batch_size, ec.cache_dir)
     return Embedder(
         ctx, lambda texts: enc.encode(texts, desc="encoding texts"), enc.count_tokens, ec.max_length
     )

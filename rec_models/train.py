@@ -29,7 +29,7 @@ from rec_models.models.base import Recommender, TrainData
 from rec_models.models.baselines import PopularityRecommender, RandomRecommender
 from rec_models.models.hybrid import HybridRecommender
 from rec_models.models.mf import MFRecommender
-from rec_models.pipeline import Context, Embedder, build_context, torch_embedder
+from rec_models.pipeline import Context, Embedder, build_context, finetune_pairs, torch_embedder
 
 TEXT_MODELS = ("attention", "hybrid")
 
@@ -96,11 +96,28 @@ def pair_scores(model: Recommender, users: np.ndarray, items: np.ndarray) -> np.
     return full[users, items].astype(np.float64)
 
 
+def split_embedder(
+    cfg: TrainConfig, base: Embedder, interactions: pd.DataFrame, folder: Path, log: dict
+) -> Embedder:
+    """`base`; with `encoder.finetune`, the encoder fine-tuned on `interactions` alone (saved to
+    `folder`), so no split's encoder has seen that split's held-out interactions."""
+    if not cfg.encoder.finetune:
+        return base
+    from rec_models.text.finetune import finetune_encoder
+
+    texts, positives = finetune_pairs(base, interactions, cfg.data.seed + 3)
+    log[folder.name] = finetune_encoder(
+        texts, base.ctx.item_texts, positives, folder, cfg.encoder, cfg.data.seed
+    )
+    return torch_embedder(base.ctx, folder)
+
+
 def tune_on_validation(
-    cfg: TrainConfig, ctx: Context, emb: Embedder, train: pd.DataFrame
+    cfg: TrainConfig, ctx: Context, emb: Embedder, train: pd.DataFrame, scratch: Path, log: dict
 ) -> tuple[float, dict[str, tuple[float, float]], dict[str, Any]]:
     """alpha and per-model Platt calibration, from a validation split carved out of `train`."""
     fit_df, val_df = validation_split(train, ratio=cfg.hybrid.val_ratio, seed=cfg.data.seed + 1)
+    emb = split_embedder(cfg, emb, fit_df, scratch / "encoder-validation", log)
     data = emb.train_data(fit_df)
     models = fit_all(cfg, data, alpha=0.5)
     hybrid = models["hybrid"]
@@ -135,8 +152,9 @@ def beyond_accuracy(
 
 
 def run_protocol(
-    cfg: TrainConfig, ctx: Context, emb: Embedder, split: Split, alpha: float, out: Path
+    cfg: TrainConfig, ctx: Context, emb: Embedder, split: Split, alpha: float, out: Path, log: dict
 ) -> tuple[dict[str, Recommender], dict[str, dict[str, float]], dict[str, np.ndarray], TrainData]:
+    emb = split_embedder(cfg, emb, split.train, out / f"encoder-{split.name}", log)
     data = emb.train_data(split.train)
     models = fit_all(cfg, data, alpha)
     if split.cold_items is not None:
@@ -166,7 +184,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         interactions = ctx.dataset.interactions
         splits = {p: make_split(p, interactions, seed=cfg.data.seed) for p in cfg.protocols}
         base = splits.get("recommenders") or next(iter(splits.values()))
-        alpha, calib, tune_meta = tune_on_validation(cfg, ctx, emb, base.train)
+        tuned: dict[str, Any] = {}  # encoder fine-tuning summaries, by folder
+        alpha, calib, tune_meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned)
         report: dict[str, Any] = {
             "dataset": ctx.dataset.name,
             "protocols": {},
@@ -174,7 +193,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "beyond_accuracy": {},
         }
         for name, split in splits.items():
-            models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp)
+            models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned)
             report["protocols"][name] = metrics
             if split is base:
                 u, i, y = ctr_examples(ctx, data, split.test, cfg.data.seed + 2)
@@ -182,6 +201,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     probs = M.apply_platt(pair_scores(models[m], u, i), *calib[m])
                     report["ctr"][m] = M.ctr_metrics(y, probs)
                 report["beyond_accuracy"] = beyond_accuracy(tops, data, emb.item_emb())
+        for scratch in tmp.glob("encoder-*"):  # per-split encoders: only their metrics stay
+            shutil.rmtree(scratch)
+        served_cfg = config_dict(cfg)
+        if cfg.encoder.finetune:  # the served encoder, for export and serving
+            emb = split_embedder(cfg, emb, interactions, tmp / "encoder", tuned)
+            served_cfg["encoder"]["model_path"] = str(final / "encoder")
         serving = emb.train_data(interactions)  # the served model sees every interaction
         served = fit_all(cfg, serving, alpha)["hybrid"]
         served.save(tmp / "models" / "serving" / "hybrid")
@@ -199,12 +224,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             ),
         }
         (tmp / "texts.json").write_text(json.dumps(texts))
-        (tmp / "train_config.json").write_text(json.dumps(config_dict(cfg), indent=2))
+        (tmp / "train_config.json").write_text(json.dumps(served_cfg, indent=2))
         report["meta"] = {
             "alpha": alpha,
             "train_seconds": round(time.perf_counter() - t0, 1),
             "config": config_dict(cfg),
             **tune_meta,
+            "encoder_finetune": tuned or None,
             "calibration": state["calibration"],
         }
         write_report(report, tmp)
@@ -213,6 +239,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if dest.is_dir():
                 shutil.rmtree(dest)
             os.replace(child, dest)
+        if not cfg.encoder.finetune:  # a fine-tuned encoder of an earlier run is stale now
+            shutil.rmtree(final / "encoder", ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
@@ -253,12 +281,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", help="TOML file overriding rec_models/config.py's defaults")
     parser.add_argument("--artifacts", help="output folder (default: artifacts)")
+    parser.add_argument(
+        "--finetune-encoder",
+        action="store_true",
+        help="contrastive fine-tuning of the encoder per split (encoder.finetune = true)",
+    )
     args = parser.parse_args(argv)
     # SIGTERM (Ctrl-C's sibling) unwinds like an exception, so the temp folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = load_config(args.config)
     if args.artifacts:
         cfg.artifacts_dir = args.artifacts
+    if args.finetune_encoder:
+        cfg.encoder.finetune = True
     report = train(cfg)
     print_summary(report)
     print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -69,3 +70,24 @@ def test_learned_models_beat_random(report):
 def test_alpha_is_chosen_on_validation(report):
     curve = report["meta"]["alpha_curve_val_ndcg"]
     assert report["meta"]["alpha"] == float(max(curve, key=curve.get))
+
+
+def test_finetuned_encoder_is_fitted_per_split_and_served(subset_config, tmp_path_factory):
+    cfg = copy.deepcopy(subset_config)
+    cfg.artifacts_dir = str(tmp_path_factory.mktemp("finetune") / "artifacts")
+    cfg.protocols = ["recommenders", "cold_start"]
+    cfg.encoder.finetune, cfg.encoder.finetune_epochs = True, 1
+    report = train(cfg)
+    out = Path(cfg.artifacts_dir)
+    tuned = report["meta"]["encoder_finetune"]
+    # one encoder per training split, none of which saw that split's held-out interactions
+    assert set(tuned) == {
+        "encoder-validation",
+        "encoder-recommenders",
+        "encoder-cold_start",
+        "encoder",
+    }
+    served = json.loads((out / "train_config.json").read_text())["encoder"]["model_path"]
+    assert Path(served) == out / "encoder" and (out / "encoder" / "config.json").is_file()
+    assert not list(out.glob("encoder-*")), "per-split encoders are scratch"
+    assert 0.0 <= report["protocols"]["cold_start"]["hybrid"]["ndcg@10"] <= 1.0
