@@ -60,12 +60,13 @@ class MFConfig:
 class AttentionConfig:
     dim: int = 128  # width of the user/item towers
     max_history: int = 50  # most recent history items the user tower attends over
+    folds: int = 3  # targets of one fold see profiles/histories built from the others
     epochs: int = 6
     lr: float = 5e-3
     weight_decay: float = 1e-5
     temperature: float = 0.1  # softmax temperature on cosine scores
     batch_size: int = 1024
-    threads: int = 1  # torch threads while training: small ops, 1 beats 2 on a busy 2-core box
+    threads: int = 0  # torch threads while training; 0: all cores if idle, else 1 (see base.py)
     seed: int = 42
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rec_models.config import AttentionConfig
-from rec_models.models.base import Recommender, TrainData, check_finite
+from rec_models.models.base import Recommender, TrainData, check_finite, training_threads
 
 
 def build_net(d_text: int, dim: int) -> Any:
@@ -77,10 +77,12 @@ def recent_history(
 class AttentionRecommender(Recommender):
     name = "attention"
 
-    def __init__(self, cfg: AttentionConfig | None = None, folds: int = 4) -> None:
+    def __init__(self, cfg: AttentionConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or AttentionConfig()
-        self.folds = folds
+        if self.cfg.folds < 2:
+            raise ValueError(f"attention.folds: {self.cfg.folds} < 2 (a fold needs the others)")
+        self.folds = self.cfg.folds
         self.net: Any = None
         self.item_emb = np.zeros((0, 0), dtype=np.float32)
         self.profile_emb = np.zeros((0, 0), dtype=np.float32)
@@ -115,7 +117,7 @@ class AttentionRecommender(Recommender):
         rng = np.random.default_rng(cfg.seed)
         folds = self._fold_inputs(data, rng)
         threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(training_threads(cfg.threads))
         try:
             self._train(data, folds, rng, progress)
         finally:
