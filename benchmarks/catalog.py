@@ -11,7 +11,9 @@ Catalogs of the encoder's width (384), 10k / 100k (quick) and 1M (full), of two 
 Two query sets each: fresh samples of the catalog's distribution (`random`), and noisy copies of
 catalog items (`noisy_copy`, cosine ~0.8 to their source, like a user close to a liked item).
 Per ANN setting (IVF nprobe, HNSW efSearch): single-query p50/p99 and recall@10 against exact.
-HNSW uses M 16 / efConstruction 40 (the service default M 32 / 80 takes too long to build here on
+Exact search runs with 2 BLAS threads (what the service gets by default) and with 1 (OpenBLAS's
+threaded GEMV waits on a second thread: 10x slower on this shared VM). HNSW uses M 16 /
+efConstruction 40 (the service default M 32 / 80 takes too long to build here on
 2 cores) and is built only where the rate measured on a smaller catalog says it fits the budget.
 """
 
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from benchmarks.machine import ARTIFACTS, RESULTS, THREADS, Run
@@ -161,7 +164,10 @@ def bench_size(
                 }
             )
 
-    measure(ExactIndex(catalog), "exact", None, None, 0.0)
+    exact = ExactIndex(catalog)
+    measure(exact, "exact", "blas_threads", THREADS, 0.0)
+    with threadpool_limits(1, user_api="blas"):  # OpenBLAS's 2-thread GEMV stalls when loaded
+        measure(exact, "exact", "blas_threads", 1, 0.0)
     t0 = time.perf_counter()
     ivf = AnnIndex(catalog, method="ivf", threads=THREADS)
     build = round(time.perf_counter() - t0, 1)

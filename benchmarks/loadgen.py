@@ -1,6 +1,8 @@
 """Closed-loop asyncio load: `concurrency` clients, each sending its next request as soon as the
-previous one answered, bounded by time and by request count. HTTP via httpx.AsyncClient, gRPC
-via tritonclient.grpc.aio (Open Inference Protocol `encoder` model)."""
+previous one answered (saturation), or after a think time (exponential, mean `think_s`: that
+many users each sending about one request per think time), bounded by time and request count.
+HTTP via httpx.AsyncClient, gRPC via tritonclient.grpc.aio (Open Inference Protocol `encoder`).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +31,12 @@ def _cpu_s() -> float:
 
 
 async def closed_loop(
-    send: Send, concurrency: int, duration_s: float, max_requests: int, seed: int = 0
+    send: Send,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int,
+    seed: int = 0,
+    think_s: float = 0.0,
 ) -> dict[str, Any]:
     """RPS, latency percentiles of successful requests, error counts, and the load generator's
     own CPU time (it shares the 2 cores with the server)."""
@@ -44,6 +51,8 @@ async def closed_loop(
     async def client(cid: int) -> None:
         nonlocal issued
         rng = random.Random(seed * 1000 + cid)
+        if think_s:
+            await asyncio.sleep(rng.uniform(0, think_s))  # users do not start in step
         while time.perf_counter() < deadline and issued < max_requests:
             issued += 1
             start = time.perf_counter()
@@ -56,11 +65,14 @@ async def closed_loop(
                 errors[type(exc).__name__] += 1
                 continue
             latencies.append((time.perf_counter() - start) * 1e3)
+            if think_s:
+                await asyncio.sleep(rng.expovariate(1 / think_s))
 
     await asyncio.gather(*(client(c) for c in range(concurrency)))
     elapsed = time.perf_counter() - t0
     return {
         "concurrency": concurrency,
+        "think_s": think_s,
         "requests": issued,
         "ok": len(latencies),
         "errors": sum(errors.values()),

@@ -16,7 +16,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 RESULTS = Path(__file__).resolve().parent / "results"
-ARTIFACTS = ROOT / "artifacts"
+ARTIFACTS = Path(os.environ.get("ADREC_ARTIFACTS") or ROOT / "artifacts")  # as export/ensure.py
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
              "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")  # fmt: skip
 PACKAGES = ("torch", "onnxruntime", "transformers", "optimum", "optimum-onnx",

@@ -5,10 +5,11 @@ scatter plot with the Pareto front (faster and better is up and to the left).
     python -m benchmarks.quality     (after benchmarks.encoder; reads artifacts/export_report.json)
 
 NDCG sources: our ONNX variants from export_report.json (the trained hybrid re-evaluated with
-texts embedded by the variant); PyTorch fp32 from artifacts/metrics.json (the hybrid as
-trained); sentence-transformers' torch and onnx backends compute the same function as PyTorch
-fp32 (cosine 1.000 in the encoder run), so they inherit its NDCG; its dynamic-int8 model is
-re-evaluated here through the same hook (rec_models.train.evaluate_with_encoder), cached.
+texts embedded by the variant) or, where the report lacks them, measured here the same way
+(rec_models.train.evaluate_with_encoder, cached in .cache/benchmarks/); PyTorch fp32 from
+artifacts/metrics.json (the hybrid as trained); sentence-transformers' torch and onnx backends
+compute the same function as PyTorch fp32 (cosine 1.000 in the encoder run), so they inherit
+its NDCG; its dynamic-int8 model is measured here through the same hook.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engines import ST_DIR, quant_preset
+from benchmarks.engines import OURS, ST_DIR, quant_preset
 from benchmarks.machine import ARTIFACTS, RESULTS, ROOT, Run, read_result
 
 KEYS = ("ndcg@10", "cold_start_ndcg@10")
@@ -36,20 +37,40 @@ def latency_by_variant(encoder: dict | None, batch: int = 32, length: int = 64) 
     return {c["variant"]: c for c in cells}
 
 
-def st_int8_ndcg() -> tuple[dict[str, float] | None, str]:
-    """NDCG of sentence-transformers' own ONNX-int8 model, as an OnnxEncoder variant folder."""
+def measured_ndcg(name: str, folder: Path) -> tuple[dict[str, float] | None, str]:
+    """NDCG of an OnnxEncoder variant folder through the trainer's hook, cached by the model
+    file and the trained models (metrics.json)."""
+    metrics = ARTIFACTS / "metrics.json"
+    if not (ARTIFACTS / "models" / "cold_start" / "hybrid").is_dir() or not metrics.is_file():
+        return None, "no trained hybrid (make train)"
+    model = folder / "model.onnx"
+    key = f"{model.stat().st_size}-{model.stat().st_mtime_ns}-{metrics.stat().st_mtime_ns}"
+    cache = CACHE / f"ndcg_{name}.json"
+    if cache.is_file() and (hit := json.loads(cache.read_text())).get("key") == key:
+        return hit["ndcg"], "measured here (cached)"
+    from rec_models.serving.onnx_encoder import OnnxEncoder
+    from rec_models.train import evaluate_with_encoder
+
+    enc = OnnxEncoder(folder)
+    ndcg = evaluate_with_encoder(ARTIFACTS, enc.encode, enc.count_tokens)
+    ndcg = {k: float(v) for k, v in ndcg.items()}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"key": key, "ndcg": ndcg}))
+    return ndcg, "measured here"
+
+
+def st_int8_folder() -> Path | None:
+    """sentence-transformers' own ONNX-int8 model as an OnnxEncoder variant folder."""
     model = ST_DIR / "onnx" / f"model_qint8_{quant_preset()}.onnx"
     if not model.is_file():
-        return None, "run benchmarks.encoder first (it exports the model)"
-    if not (ARTIFACTS / "models" / "cold_start" / "hybrid").is_dir():
-        return None, "no trained hybrid (make train)"
-    key = f"{model.stat().st_size}-{(ARTIFACTS / 'metrics.json').stat().st_mtime_ns}"
-    cache = CACHE / "st_onnx_int8_ndcg.json"
-    if cache.is_file() and (hit := json.loads(cache.read_text())).get("key") == key:
-        return hit["ndcg"], "measured (cached)"
+        return None
     folder = CACHE / "st_onnx_int8_variant"
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model, folder / "model.onnx")
+    if (
+        not (folder / "model.onnx").is_file()
+        or (folder / "model.onnx").stat().st_size != model.stat().st_size
+    ):
+        shutil.copy2(model, folder / "model.onnx")
     shutil.copy(ST_DIR / "tokenizer.json", folder / "tokenizer.json")
     config = {
         "variant": "st_onnx_int8",
@@ -60,26 +81,33 @@ def st_int8_ndcg() -> tuple[dict[str, float] | None, str]:
         "gpu_only": False,
     }
     (folder / "config.json").write_text(json.dumps(config))
-    from rec_models.serving.onnx_encoder import OnnxEncoder
-    from rec_models.train import evaluate_with_encoder
+    return folder
 
-    enc = OnnxEncoder(folder)
-    ndcg = evaluate_with_encoder(ARTIFACTS, enc.encode, enc.count_tokens)
-    ndcg = {k: float(v) for k, v in ndcg.items()}
-    cache.write_text(json.dumps({"key": key, "ndcg": ndcg}))
-    return ndcg, "measured"
+
+def _safe_ndcg(name: str, folder: Path | None) -> tuple[dict[str, float] | None, str]:
+    if folder is None:
+        return None, "run benchmarks.encoder first (it exports the model)"
+    try:
+        return measured_ndcg(name, folder)
+    except Exception as exc:  # the hook or the models are missing: say why
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def quality_rows() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """NDCG per encoder: the export report's where it has them, else measured here."""
     rows: dict[str, dict[str, Any]] = {}
     notes: dict[str, str] = {}
     report_path = ARTIFACTS / "export_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"variants": {}}
-    for v, r in report["variants"].items():
-        rows[f"ort_{v}"] = {k: r.get(k) for k in KEYS} | {
-            "size_mb": r.get("size_mb"),
-            "mean_cosine": r.get("mean_cosine"),
-        }
+    for v in OURS:
+        folder = ARTIFACTS / "onnx" / v.removeprefix("ort_")
+        r = report["variants"].get(v.removeprefix("ort_"), {})
+        if r.get("ndcg@10") is not None:
+            rows[v] = {k: r.get(k) for k in (*KEYS, "size_mb", "mean_cosine")}
+            notes[v] = "export_report.json"
+        elif (folder / "model.onnx").is_file():
+            ndcg, notes[v] = _safe_ndcg(v, folder)
+            rows[v] = dict(ndcg or {})
     metrics_path = ARTIFACTS / "metrics.json"
     if metrics_path.is_file():
         protocols = json.loads(metrics_path.read_text()).get("protocols", {})
@@ -89,12 +117,9 @@ def quality_rows() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         }
         for name in ("pytorch_fp32", "st_torch", "st_onnx"):
             rows[name] = dict(torch_q) | {"mean_cosine": 1.0}
+        notes["pytorch_fp32"] = "artifacts/metrics.json (the hybrid as trained)"
         notes["st_torch/st_onnx"] = "same function as PyTorch fp32: its NDCG"
-    try:
-        ndcg, note = st_int8_ndcg()
-    except Exception as exc:  # the hook or the models are missing: say why
-        ndcg, note = None, f"{type(exc).__name__}: {exc}"
-    notes["st_onnx_int8"] = note
+    ndcg, notes["st_onnx_int8"] = _safe_ndcg("st_onnx_int8", st_int8_folder())
     if ndcg:
         rows["st_onnx_int8"] = dict(ndcg)
     return rows, notes
@@ -159,6 +184,8 @@ def run(full: bool = False) -> dict[str, Any]:
     encoder = read_result("encoder")
     lat = latency_by_variant(encoder)
     for name, cell in lat.items():
+        if cell.get("kind") == "control":  # a thread-count control, not an encoder choice
+            continue
         row = rows.setdefault(name, {})
         row |= {
             "median_ms": cell["median_ms"],

@@ -16,7 +16,7 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
         if isinstance(v, bool):
             return "yes" if v else "**no**"
         if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 1 else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+            return f"{v:.4g}" if abs(v) < 1 else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
         return str(v)
 
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -50,6 +50,8 @@ def _value(t: dict[str, Any]) -> str:
     extra = []
     if t.get("value_vs_pytorch_1thread") is not None:
         extra.append(f"vs 1-thread PyTorch {t['value_vs_pytorch_1thread']}")
+    if t.get("value_closed_loop") is not None:
+        extra.append(f"without pauses (saturation): {t['value_closed_loop']}")
     if t.get("value_fastest_runs") is not None:
         extra.append(f"fastest runs {t['value_fastest_runs']}")
     value = "-" if t["value"] is None else str(t["value"])
@@ -128,6 +130,7 @@ def load_section(r: dict) -> list[str]:
             "on" if s["batching"] else "off",
             s["texts_per_request"],
             s["concurrency"],
+            s.get("think_s") or "-",
             s["rps"],
             s.get("median_ms"),
             s.get("p95_ms"),
@@ -152,6 +155,7 @@ def load_section(r: dict) -> list[str]:
                 "batching",
                 "texts/req",
                 "clients",
+                "pause s",
                 "RPS",
                 "p50 ms",
                 "p95 ms",
@@ -202,7 +206,9 @@ def quality_section(r: dict) -> list[str]:
             ["encoder", "NDCG@10", "cold-start NDCG@10", "MB", "ms", "x PyTorch", "Pareto"], rows
         ),
         "",
-        f"Notes: {r['notes']}",
+        "NDCG sources:",
+        "",
+        *[f"- {k}: {v}" for k, v in r["notes"].items()],
         "",
         "![quality](quality_vs_latency.png)",
     ]
