@@ -44,7 +44,7 @@ FULL = {
     "sizes": (10_000, 100_000, 1_000_000),
     "queries": 500,
     "budget_s": 5,
-    "hnsw_build_budget_s": 900,
+    "hnsw_build_budget_s": 600,
     "nprobe": (8, 32, 128, 512),
     "ef_search": (32, 128, 512),
 }
