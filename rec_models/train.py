@@ -216,11 +216,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "splits": {n: s.name for n, s in splits.items()},
         }
         (tmp / "models" / "state.json").write_text(json.dumps(state, indent=2))
-        all_users = emb.train_data(interactions)
         texts = {
             "items": ctx.item_texts,
             "users": emb.profile_texts(
-                all_users.users, all_users.items, all_users.ratings, all_users.timestamps
+                serving.users, serving.items, serving.ratings, serving.timestamps
             ),
         }
         (tmp / "texts.json").write_text(json.dumps(texts))

@@ -82,7 +82,6 @@ class AttentionRecommender(Recommender):
         self.cfg = cfg or AttentionConfig()
         if self.cfg.folds < 2:
             raise ValueError(f"attention.folds: {self.cfg.folds} < 2 (a fold needs the others)")
-        self.folds = self.cfg.folds
         self.net: Any = None
         self.item_emb = np.zeros((0, 0), dtype=np.float32)
         self.profile_emb = np.zeros((0, 0), dtype=np.float32)
@@ -91,9 +90,9 @@ class AttentionRecommender(Recommender):
     # -- training ---------------------------------------------------------------------------
     def _fold_inputs(self, data: TrainData, rng: np.random.Generator) -> list[tuple]:
         """Per fold: (targets mask, profile_emb (U, d), history (U, L)), built without targets."""
-        fold_of = rng.integers(0, self.folds, size=len(data.users))
+        fold_of = rng.integers(0, self.cfg.folds, size=len(data.users))
         out = []
-        for f in range(self.folds):
+        for f in range(self.cfg.folds):
             keep = fold_of != f
             prof = data.encode_profiles(
                 data.users[keep], data.items[keep], data.ratings[keep], data.timestamps[keep]
@@ -214,14 +213,15 @@ class AttentionRecommender(Recommender):
             "profile_emb": self.profile_emb,
             "history": self.history,
         }
-        cfg = {"dim": self.cfg.dim, "max_history": self.cfg.max_history, "folds": self.folds}
+        cfg = {"dim": self.cfg.dim, "max_history": self.cfg.max_history, "folds": self.cfg.folds}
         return cfg, arrays
 
     def load_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         import torch
 
-        self.cfg = AttentionConfig(dim=config["dim"], max_history=config["max_history"])
-        self.folds = config["folds"]
+        self.cfg = AttentionConfig(
+            dim=config["dim"], max_history=config["max_history"], folds=config["folds"]
+        )
         self.item_emb = arrays["item_emb"]
         self.net = build_net(self.item_emb.shape[1], self.cfg.dim)
         self.net.load_state_dict(
