@@ -23,15 +23,25 @@ from rec_models.events.model import (
     user_key,
 )
 from rec_models.events.settings import EventLogSettings, default_events_path
+from rec_models.events.sink import EventSink, FeedbackReceipt, SinkCounters
+from rec_models.events.sqlite_sink import SQLiteSink
+from rec_models.events.stats import ArmStats, Counts, EventStats
 
 __all__ = [
+    "ArmStats",
+    "Counts",
     "EventError",
     "EventKind",
     "EventLogSettings",
+    "EventSink",
+    "EventStats",
     "Feedback",
     "FeedbackError",
+    "FeedbackReceipt",
     "Impressions",
+    "SQLiteSink",
     "ShownItem",
+    "SinkCounters",
     "SinkOverloaded",
     "SinkUnavailable",
     "default_events_path",
