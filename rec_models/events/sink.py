@@ -16,7 +16,8 @@ The contract a sink keeps, whatever it writes to:
 - Feedback for a request whose impressions were logged but are not stored yet is accepted:
   the sink orders them (the SQLite sink writes its queue in order).
 - `stats()` returns the online counts (`EventStats`); `counters()` this process's own
-  counters (drops, refusals, queue depth); `close()` flushes what was accepted.
+  counters (drops, refusals, queue depth); `flush()` waits until what was accepted is stored,
+  `close()` flushes and stops.
 
 A Kafka sink, for example, would be built around a producer (confluent_kafka.Producer with
 acks=all and idempotence on) and a poll thread that serves the delivery callbacks:
@@ -163,6 +164,10 @@ class EventSink(ABC):
 
     @abstractmethod
     def counters(self) -> SinkCounters: ...
+
+    @abstractmethod
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything accepted so far is stored; False on timeout (not async)."""
 
     @abstractmethod
     def close(self, timeout: float | None = None) -> None: ...

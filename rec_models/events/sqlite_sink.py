@@ -58,7 +58,9 @@ class SQLiteSink(EventSink):
         self._reader = open_reader(self.path)
         self._reader_lock = threading.Lock()
         self._writer = BatchWriter(self._conn, s, self._was_dropped)
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # wakes the writer
+        self._idle = threading.Condition(lock)  # wakes flush() once a write is done
         self._queue: deque[Entry] = deque()
         self._queued_rows = 0
         self._queued_feedback = 0
@@ -67,6 +69,7 @@ class SQLiteSink(EventSink):
         self._deferred: list[QueuedFeedback] = []  # writer thread only
         self._counters = SinkCounters()
         self._writing_since: float | None = None  # monotonic start of the write in progress
+        self._flushing = 0  # flush() calls waiting
         self._closing = False
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
@@ -155,6 +158,21 @@ class SQLiteSink(EventSink):
             lag = self._lag(time.monotonic())
             return replace(self._counters, queue_rows=self._queued_rows, lag_s=round(lag, 3))
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written; False on timeout."""
+
+        def done() -> bool:
+            busy = self._queue or self._deferred or self._writing_since is not None
+            return self._failure is not None or not busy
+
+        with self._idle:
+            self._flushing += 1  # no lingering meanwhile
+            self._cond.notify()
+            try:
+                return self._idle.wait_for(done, timeout)
+            finally:
+                self._flushing -= 1
+
     def close(self, timeout: float | None = None) -> None:
         """Stop taking events, write everything accepted, close the file."""
         with self._cond:
@@ -181,6 +199,7 @@ class SQLiteSink(EventSink):
             log.exception("event log writer crashed")
             with self._cond:
                 self._failure = exc
+                self._idle.notify_all()
                 waiting = [e for e in self._queue if isinstance(e, QueuedFeedback)]
                 self._queue.clear()
             for entry in waiting + self._deferred:
@@ -199,6 +218,7 @@ class SQLiteSink(EventSink):
                     if (
                         self._queued_feedback
                         or self._closing
+                        or self._flushing
                         or due
                         or self._queued_rows >= s.max_batch_rows
                         or age >= s.impression_linger_s
@@ -244,6 +264,7 @@ class SQLiteSink(EventSink):
             time.sleep(RETRY_PAUSE_S)
             with self._cond:
                 self._writing_since = None
+                self._idle.notify_all()
             return
         tally = dict.fromkeys(
             ("impressions_written", "impressions_lost", "feedback_written", "feedback_rejected"), 0
@@ -268,6 +289,7 @@ class SQLiteSink(EventSink):
         with self._cond:  # counters first, so a caller that got its answer sees them
             self._writing_since = None
             self._bump(commits=1, **tally)
+            self._idle.notify_all()
         for future, answer in answers:
             if isinstance(answer, FeedbackReceipt):
                 future.set_result(answer)

@@ -213,6 +213,18 @@ def test_close_writes_everything_accepted_then_refuses(make_sink: Make, log_path
     assert info.value.status == 503
 
 
+def test_flush_writes_what_was_accepted_without_lingering(make_sink: Make, log_path: Path) -> None:
+    sink = make_sink(impression_linger_s=60.0)
+    sink.log_impressions(impressions("r1"))
+    assert rows(log_path, "SELECT count(*) FROM impressions") == [(0,)]  # still lingering
+    assert sink.flush(timeout=20)
+    assert rows(log_path, "SELECT count(*) FROM impressions") == [(3,)]
+    with write_lock(log_path):
+        sink.log_impressions(impressions("r2"))
+        assert not sink.flush(timeout=0.2)  # cannot finish while the lock is held elsewhere
+    assert sink.flush(timeout=20)
+
+
 def test_a_foreign_file_is_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "notes.sqlite"
     path.write_text("just text, not a database " * 100)
