@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,13 @@ class ArmSums:
             for j, v in enumerate((1, n, x, c, n * n, x * n, x * x, c * x, c * c, int(x > 0))):
                 s[j] += v
         return cls(arm, *s)
+
+    def __add__(self, other: ArmSums) -> ArmSums:
+        """Two disjoint sets of users of one arm (e.g. two enrolment periods)."""
+        if other.arm != self.arm:
+            raise ValueError(f"cannot add sums of arms {self.arm!r} and {other.arm!r}")
+        values = [getattr(self, f.name) + getattr(other, f.name) for f in fields(self)[1:]]
+        return ArmSums(self.arm, *values)
 
 
 @dataclass(frozen=True)
