@@ -243,6 +243,7 @@ class SQLiteSink(EventSink):
                 if isinstance(entry, QueuedFeedback):
                     self._queued_feedback -= 1
                 batch.append(entry)
+            self._writing_since = now  # busy from here: flush() must not see an idle gap
         return batch
 
     def _write(self, batch: list[Entry]) -> None:
@@ -255,7 +256,6 @@ class SQLiteSink(EventSink):
             live.append(entry)
         with self._cond:
             drops, self._drops = self._drops, {}
-            self._writing_since = time.monotonic()
         try:
             outcomes = self._writer.write(live, drops, self.clock())
         except Exception as exc:  # sqlite3.Error mostly (disk full, lock timeout): retryable

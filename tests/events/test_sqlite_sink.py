@@ -225,6 +225,19 @@ def test_flush_writes_what_was_accepted_without_lingering(make_sink: Make, log_p
     assert sink.flush(timeout=20)
 
 
+def test_flush_returns_only_once_every_accepted_row_is_written(make_sink: Make) -> None:
+    # A regression test of a race (flush saw the queue empty between the writer taking its
+    # next batch and starting it); before the fix it failed 2 of 4 runs here.
+    sink = make_sink(max_queue_rows=10**6)
+    logged = 0
+    for _ in range(3):
+        for _ in range(3000):
+            assert sink.log_impressions(impressions(f"r{logged}"))
+            logged += 1
+        assert sink.flush(timeout=60)
+        assert sink.counters().impressions_written == 3 * logged
+
+
 def test_a_foreign_file_is_refused_clearly(tmp_path: Path) -> None:
     path = tmp_path / "notes.sqlite"
     path.write_text("just text, not a database " * 100)
