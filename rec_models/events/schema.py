@@ -86,7 +86,10 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> int:
 
 def open_writer(path: Path, synchronous: str, busy_timeout_s: float) -> sqlite3.Connection:
     """Open for the one writer thread, creating the folder, the file and the tables if missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EventLogFileError(f"{path}: cannot create its folder ({exc})") from exc
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
     )

@@ -32,8 +32,8 @@ acks=all and idempotence on) and a poll thread that serves the delivery callback
                 return False
             return True
 
-        def submit_feedback(self, events):
-            events = self.precheck(events, time.time())  # the shared stateless checks
+        def submit_feedback(self, events):  # a list here, for brevity
+            events = precheck_feedback(events, time.time(), self.settings, indexed=True)
             future = Future()
             # The request check needs the impressions: a compacted topic or a cache of recent
             # request ids; the duplicate check happens downstream, keyed by
@@ -89,7 +89,7 @@ class SinkCounters:
         return asdict(self)
 
 
-def resolve_timestamps(
+def precheck_feedback(
     events: Sequence[Feedback], now: float, settings: EventLogSettings, indexed: bool
 ) -> list[Feedback]:
     """The checks that need no storage: call size, the time window. Missing times become now."""

@@ -32,7 +32,7 @@ from rec_models.events.errors import FeedbackError, SinkOverloaded, SinkUnavaila
 from rec_models.events.model import Feedback, Impressions
 from rec_models.events.schema import open_reader, open_writer
 from rec_models.events.settings import EventLogSettings, default_events_path
-from rec_models.events.sink import EventSink, FeedbackReceipt, SinkCounters, resolve_timestamps
+from rec_models.events.sink import EventSink, FeedbackReceipt, SinkCounters, precheck_feedback
 from rec_models.events.stats import EventStats, minute_of, read_stats
 from rec_models.events.writer import ArmKey, BatchWriter, Entry, QueuedFeedback, QueuedImpressions
 
@@ -96,7 +96,7 @@ class SQLiteSink(EventSink):
         indexed = not isinstance(events, Feedback)
         batch = list(events) if indexed else [events]  # type: ignore[list-item]
         try:
-            resolved = resolve_timestamps(batch, self.clock(), self.settings, indexed)
+            resolved = precheck_feedback(batch, self.clock(), self.settings, indexed)
         except FeedbackError:
             with self._cond:
                 self._bump(feedback_rejected=1)

@@ -243,3 +243,10 @@ def test_a_foreign_file_is_refused_clearly(tmp_path: Path) -> None:
     path.write_text("just text, not a database " * 100)
     with pytest.raises(EventLogFileError, match=r"notes\.sqlite"):
         SQLiteSink(path)
+
+
+def test_an_unusable_folder_is_refused_clearly(tmp_path: Path) -> None:
+    blocker = tmp_path / "artifacts"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(EventLogFileError, match="cannot create its folder"):
+        SQLiteSink(blocker / "events" / "events.sqlite")
