@@ -50,7 +50,8 @@ class EventError(Exception):
         for _, _, kind in problems:
             if kind not in STATUS:
                 raise ValueError(f"unknown problem kind {kind!r} (valid: {', '.join(STATUS)})")
-        self.status = min(STATUS[kind] for _, _, kind in problems)
+        self.kinds = frozenset(kind for _, _, kind in problems)  # all, even those not listed
+        self.status = min(STATUS[kind] for kind in self.kinds)
         self.kind = next(kind for _, _, kind in problems if STATUS[kind] == self.status)
         shown = [(tuple(loc), msg, kind) for loc, msg, kind in problems]
         if len(shown) > MAX_REPORTED:

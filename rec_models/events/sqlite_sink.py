@@ -41,6 +41,7 @@ DROPPED_IDS_KEPT = 10_000  # recently shed request ids, to explain a later 404
 MAX_ATTEMPTS = 3  # writes of an impression batch before its rows count as lost
 RETRY_PAUSE_S = 0.2  # after a failed write
 DEFER_STEP_S = 0.02  # recheck interval of an unknown request_id within the grace
+MAX_DEFERRED = 1000  # feedback calls held for a recheck at once; beyond: answered 404 at once
 
 
 class SQLiteSink(EventSink):
@@ -299,11 +300,11 @@ class SQLiteSink(EventSink):
     def _may_come(self, entry: QueuedFeedback, error: FeedbackError) -> bool:
         """Only unknown request ids, none shed here, within the grace: another worker's
         impressions may still be on their way; check again shortly."""
-        if self._closing or entry.first_try is None:
+        if self._closing or entry.first_try is None or error.kinds != {"unknown_request"}:
             return False
         if time.monotonic() - entry.first_try >= self.settings.unknown_request_grace_s:
             return False
-        if any(kind != "unknown_request" for _, _, kind in error.errors):
+        if len(self._deferred) >= MAX_DEFERRED:  # a flood of unknown ids: answer, don't hold
             return False
         return not any(self._was_dropped(e.request_id) for e in entry.events)
 

@@ -133,3 +133,24 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(EventLogFileError, match="schema version 99 is newer"):
         SQLiteSink(path)
+
+
+def test_unknown_ids_are_held_for_a_recheck_only_up_to_a_bound(
+    make_sink: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rec_models.events import sqlite_sink
+
+    monkeypatch.setattr(sqlite_sink, "MAX_DEFERRED", 3)
+    sink = make_sink(unknown_request_grace_s=60.0)
+    futures = [sink.submit_feedback(Feedback(f"nope{i}", 1, CLICK)) for i in range(5)]
+    wait_until(lambda: sum(f.done() for f in futures) == 2)  # beyond the bound: answered now
+    assert all(f.exception().status == 404 for f in futures if f.done())  # type: ignore[union-attr]
+    # a call that fails for another reason too is never held
+    sink.log_impressions(impressions("r1"))
+    sink.submit_feedback(Feedback("r1", 10, CLICK)).result(20)
+    mixed = sink.submit_feedback([Feedback("r1", 10, CLICK), Feedback("nope", 1, CLICK)])
+    with pytest.raises(FeedbackError) as info:
+        mixed.result(20)
+    assert info.value.kinds == {"duplicate", "unknown_request"} and info.value.status == 404
+    sink.close(timeout=20)  # the held ones are answered when the sink stops
+    assert all(f.done() and f.exception().status == 404 for f in futures)  # type: ignore[union-attr]
