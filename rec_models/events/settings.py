@@ -8,12 +8,14 @@ the artifacts folder (`ADREC_ARTIFACTS`, default `artifacts/`) like every other 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rec_models.config import ROOT
 from rec_models.events.model import MAX_FEEDBACK_EVENTS
 
+ENV_PREFIX = "ADREC_EVENTS_"
 DAY_S = 86_400.0
 SYNCHRONOUS = ("FULL", "NORMAL")
 
@@ -26,6 +28,7 @@ def default_events_path() -> Path:
 
 @dataclass(frozen=True)
 class EventLogSettings:
+    path: str = ""  # the SQLite file; empty: default_events_path()
     # Impression rows waiting for the writer; an impression that would exceed it is dropped and
     # counted (never silently): /recommend never waits for the log.
     max_queue_rows: int = 50_000
@@ -57,16 +60,46 @@ class EventLogSettings:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "synchronous":
-                if value not in SYNCHRONOUS:
-                    raise ValueError(f"events.synchronous: {value!r} (valid: FULL, NORMAL)")
+            if f.type == "str":
+                if not isinstance(value, str):
+                    raise ValueError(f"events.{f.name}: expected a string, got {value!r}")
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"events.{f.name}: expected a number, got {value!r}")
-            lowest = (
-                1 if f.name in ("max_queue_rows", "max_batch_rows", "max_feedback_events") else 0
-            )
+            kinds = int if f.type == "int" else int | float
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ValueError(f"events.{f.name}: expected {f.type}, got {value!r}")
+            lowest = 1 if f.type == "int" else 0
             if value < lowest:
                 raise ValueError(f"events.{f.name}: must be at least {lowest}, got {value}")
+        if self.synchronous not in SYNCHRONOUS:
+            raise ValueError(f"events.synchronous: {self.synchronous!r} (valid: FULL, NORMAL)")
         if self.minute_counts_kept_s < 3600:
             raise ValueError("events.minute_counts_kept_s: must cover the last hour (>= 3600)")
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path) if self.path else default_events_path()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str = ENV_PREFIX) -> EventLogSettings:
+        """From ADREC_EVENTS_<FIELD> variables (e.g. ADREC_EVENTS_SYNCHRONOUS=NORMAL); an
+        unknown or malformed variable is an error naming it. The caller passes its environment
+        (the service's settings object reads it once)."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in env.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix) :].lower()
+            if name not in known:
+                valid = ", ".join(prefix + n.upper() for n in known)
+                raise ValueError(f"{key}: unknown variable (valid: {valid})")
+            kind = known[name].type
+            try:
+                values[name] = int(raw) if kind == "int" else float(raw) if kind == "float" else raw
+            except ValueError:
+                raise ValueError(f"{key}={raw!r}: expected {kind}") from None
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:  # name the variable, not the field
+            head, _, reason = str(exc).partition(": ")
+            raise ValueError(f"{prefix}{head.removeprefix('events.').upper()}: {reason}") from None

@@ -31,7 +31,7 @@ from pathlib import Path
 from rec_models.events.errors import FeedbackError, SinkOverloaded, SinkUnavailable
 from rec_models.events.model import Feedback, Impressions
 from rec_models.events.schema import open_reader, open_writer
-from rec_models.events.settings import EventLogSettings, default_events_path
+from rec_models.events.settings import EventLogSettings
 from rec_models.events.sink import EventSink, FeedbackReceipt, SinkCounters, precheck_feedback
 from rec_models.events.stats import EventStats, minute_of, read_stats
 from rec_models.events.writer import ArmKey, BatchWriter, Entry, QueuedFeedback, QueuedImpressions
@@ -51,8 +51,8 @@ class SQLiteSink(EventSink):
         settings: EventLogSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(path) if path else default_events_path()
         self.settings = settings or EventLogSettings()
+        self.path = Path(path) if path else self.settings.file
         self.clock = clock  # wall time of events; tests move it
         s = self.settings
         self._conn = open_writer(self.path, s.synchronous, s.busy_timeout_s)

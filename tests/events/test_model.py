@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from rec_models.events import (
     EventKind,
+    EventLogSettings,
     Feedback,
     FeedbackError,
     Impressions,
     ShownItem,
+    default_events_path,
     parse_feedback,
     profile_fingerprint,
     user_key,
@@ -163,3 +166,31 @@ def test_error_status_is_the_lowest_and_long_lists_are_summed_up() -> None:
     assert many.status == 409
     with pytest.raises(ValueError, match="unknown problem kind"):
         EventError([((), "x", "teapot")])
+
+
+def test_settings_check_their_fields_and_read_their_variables(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"events\.max_queue_rows: expected int"):
+        EventLogSettings(max_queue_rows=10.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"events\.synchronous: 'OFF'"):
+        EventLogSettings(synchronous="OFF")
+    with pytest.raises(ValueError, match=r"events\.max_lag_s: must be at least 0"):
+        EventLogSettings(max_lag_s=-1.0)
+    env = {"ADREC_EVENTS_SYNCHRONOUS": "NORMAL", "ADREC_EVENTS_MAX_QUEUE_ROWS": "1000",
+           "ADREC_EVENTS_PATH": str(tmp_path / "e.sqlite"), "HOME": "/root"}  # fmt: skip
+    settings = EventLogSettings.from_env(env)
+    assert (settings.synchronous, settings.max_queue_rows) == ("NORMAL", 1000)
+    assert settings.file == tmp_path / "e.sqlite"
+    assert EventLogSettings().file == default_events_path()
+    with pytest.raises(ValueError, match="ADREC_EVENTS_MAX_LAG: unknown variable"):
+        EventLogSettings.from_env({"ADREC_EVENTS_MAX_LAG": "2"})
+    with pytest.raises(ValueError, match="ADREC_EVENTS_MAX_QUEUE_ROWS='lots': expected int"):
+        EventLogSettings.from_env({"ADREC_EVENTS_MAX_QUEUE_ROWS": "lots"})
+    with pytest.raises(ValueError, match="ADREC_EVENTS_SYNCHRONOUS: 'off'"):
+        EventLogSettings.from_env({"ADREC_EVENTS_SYNCHRONOUS": "off"})
+
+
+def test_the_default_log_follows_the_artifacts_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADREC_ARTIFACTS", "/srv/adrec")
+    assert default_events_path() == Path("/srv/adrec/events/events.sqlite")
+    monkeypatch.delenv("ADREC_ARTIFACTS")
+    assert default_events_path().parts[-3:] == ("artifacts", "events", "events.sqlite")
