@@ -1,8 +1,10 @@
 """Settings of the event log: one dataclass with commented defaults, checked on construction.
 
-The service's settings object builds one of these (from its own environment variables); the
-library reads no environment itself, except for the default location of the log, which follows
-the artifacts folder (`ADREC_ARTIFACTS`, default `artifacts/`) like every other artifact.
+The service's settings object builds one with `EventLogSettings.from_env(environ)`
+(`ADREC_EVENTS_<FIELD>`, e.g. `ADREC_EVENTS_PATH`, `ADREC_EVENTS_SYNCHRONOUS=NORMAL`) from the
+environment it read; the library reads no environment itself, except for the default location
+of the log, which follows the artifacts folder (`ADREC_ARTIFACTS`, default `artifacts/`) like
+every other artifact.
 """
 
 from __future__ import annotations
