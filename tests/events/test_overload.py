@@ -154,3 +154,20 @@ def test_unknown_ids_are_held_for_a_recheck_only_up_to_a_bound(
     assert info.value.kinds == {"duplicate", "unknown_request"} and info.value.status == 404
     sink.close(timeout=20)  # the held ones are answered when the sink stops
     assert all(f.done() and f.exception().status == 404 for f in futures)  # type: ignore[union-attr]
+
+
+def test_a_crashed_writer_fails_its_callers_instead_of_hanging_them(make_sink: Make) -> None:
+    sink = make_sink()
+    sink.log_impressions(impressions("r1"))
+    sink.submit_feedback(Feedback("r1", 10, CLICK)).result(20)
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the writer")
+
+    sink._queue.written = bug  # type: ignore[method-assign]  # the next batch crashes the thread
+    future = sink.submit_feedback(Feedback("r1", 20, CLICK))
+    with pytest.raises(SinkUnavailable, match="writer failed: a bug in the writer"):
+        future.result(timeout=20)
+    with pytest.raises(SinkUnavailable, match="writer failed"):
+        sink.submit_feedback(Feedback("r1", 30, CLICK))
+    assert sink.flush(timeout=20)  # nothing left to wait for
