@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rec_models.abtest.__main__ import main
-from rec_models.events import EventKind, Feedback, Impressions, SQLiteSink
+from rec_models.events import EventKind, EventLogSettings, Feedback, Impressions, SQLiteSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _log(path: Path, arms: tuple[str, ...]) -> None:
     now = time.time() - 3600
-    with SQLiteSink(path) as sink:
+    with SQLiteSink(path, EventLogSettings(max_lag_s=60.0)) as sink:
         for u in range(40):
             for arm in arms:
                 rid = f"{arm}-{u}"

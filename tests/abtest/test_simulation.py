@@ -70,7 +70,7 @@ def test_b_better_through_the_real_log_is_found_at_the_planned_size(
     rng = np.random.default_rng(2024)
     exp = experiment("e2e")
     path = tmp_path / "events.sqlite"
-    settings = EventLogSettings(max_queue_rows=10**6, unknown_request_grace_s=0.0)
+    settings = EventLogSettings(max_queue_rows=10**6, max_lag_s=60.0, unknown_request_grace_s=0.0)
     users: list = []
     start = time.time() - 10 * 86400 + 3600  # ten days of traffic up to now, at most
 

@@ -30,7 +30,8 @@ async def client(sink: SQLiteSink, worker: int) -> None:
 
 
 async def main(path: str, synchronous: str) -> None:
-    sink = SQLiteSink(path, EventLogSettings(synchronous=synchronous))
+    # a loaded machine must not shed this test's feedback: allow the writer a minute's lag
+    sink = SQLiteSink(path, EventLogSettings(synchronous=synchronous, max_lag_s=60.0))
     await asyncio.gather(*(client(sink, w) for w in range(8)))
 
 

@@ -23,7 +23,9 @@ Make = Callable[..., SQLiteSink]
 def test_a_full_queue_drops_impressions_counts_them_and_sheds_feedback(
     make_sink: Make, log_path: Path
 ) -> None:
-    sink = make_sink(max_queue_rows=9, feedback_reserve_rows=2, max_lag_s=60.0)
+    # impressions alone linger a minute: they stay queued until feedback (or a flush) comes
+    sink = make_sink(max_queue_rows=9, feedback_reserve_rows=2, max_lag_s=60.0,
+                     impression_linger_s=60.0)  # fmt: skip
     sink.log_impressions(impressions("r0"))
     sink.submit_feedback(Feedback("r0", 10, CLICK)).result(20)
     with write_lock(log_path):
@@ -31,11 +33,12 @@ def test_a_full_queue_drops_impressions_counts_them_and_sheds_feedback(
         assert accepted == [True, True, True, False, False]  # 3 rows each, 9 fit
         c = sink.counters()
         assert (c.impressions_dropped, c.queue_rows) == (6, 9)
-        fits = sink.submit_feedback([Feedback("r1", 10, CLICK), Feedback("r2", 10, CLICK)])
+        three = [Feedback("r1", 10, CLICK), Feedback("r2", 10, CLICK), Feedback("r3", 10, CLICK)]
         with pytest.raises(SinkOverloaded) as info:  # raised by submit itself: no waiting
-            sink.submit_feedback(Feedback("r0", 20, CLICK))
-        assert info.value.status == 503 and "11 events are waiting" in str(info.value)
+            sink.submit_feedback(three)  # 9 + 3 > 9 + 2 reserved for feedback
+        assert info.value.status == 503 and "9 events are waiting" in str(info.value)
         assert sink.counters().feedback_shed == 1
+        fits = sink.submit_feedback(three[:2])
     assert fits.result(20).stored == 2
     wait_until(lambda: sink.counters().queue_rows == 0)
     # the log counts what it never stored, per variant, with its next commit
@@ -107,8 +110,8 @@ def test_feedback_waits_for_another_workers_commit_within_the_grace(tmp_path: Pa
     from rec_models.events import EventLogSettings
 
     path = tmp_path / "events.sqlite"
-    slow = EventLogSettings(impression_linger_s=0.5)  # commits its impressions half a second late
-    for grace, expect in ((5.0, "stored"), (0.0, 404)):
+    slow = EventLogSettings(impression_linger_s=1.5)  # commits its impressions 1.5 s late
+    for grace, expect in ((30.0, "stored"), (0.0, 404)):
         with (
             SQLiteSink(path, slow) as serving,
             SQLiteSink(path, EventLogSettings(unknown_request_grace_s=grace)) as other,

@@ -24,7 +24,7 @@ def _value(registry: object, name: str, **labels: str) -> float | None:
 def test_counts_and_process_counters_are_exported(make_sink: Make, log_path: Path) -> None:
     registry = prometheus_client.CollectorRegistry()
     metrics = EventMetrics(registry=registry)
-    sink = make_sink(clock=lambda: NOW, max_queue_rows=3)
+    sink = make_sink(clock=lambda: NOW, max_queue_rows=3, impression_linger_s=60.0)
     sink.log_impressions(impressions("a1", ts=NOW - 60))
     sink.submit_feedback(Feedback("a1", 10, CLICK, NOW - 30)).result(20)
     sink.log_impressions(impressions("b1", variant="B", model_version="2", ts=NOW - 7200))
