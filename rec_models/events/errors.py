@@ -15,8 +15,10 @@ when it was a single object. Statuses:
 - 404 `unknown_request`: a request_id the log does not hold
 - 409 `duplicate`: this event (request_id, item_id, event) is already stored; nothing was written
 - 413 `too_many`: more events in one call than allowed (1,000 by default)
-- 503 `overloaded`: the writer is behind; nothing was written, retry shortly
-- 503 `unavailable`: the log is closed or its storage failed; nothing was written
+- 503 `overloaded`: the writer is behind, so the call was shed before queueing (nothing
+  written); or its commit did not come within the caller's timeout (it may still be written:
+  a retry then gets 409)
+- 503 `unavailable`: the log is closed or a write failed; nothing was written
 
 A feedback call is all-or-nothing: one bad event rejects the call and stores none of it. When a
 call has several errors, `status` is the lowest of theirs (a malformed event outranks a duplicate).
