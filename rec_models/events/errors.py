@@ -18,7 +18,8 @@ when it was a single object. Statuses:
 - 503 `overloaded`: the writer is behind, so the call was shed before queueing (nothing
   written); or its commit did not come within the caller's timeout (it may still be written:
   a retry then gets 409)
-- 503 `unavailable`: the log is closed or a write failed; nothing was written
+- 503 `unavailable`: the log is closed or a write failed; nothing was written (only a crash
+  of the writer thread itself, a bug, leaves a call's fate unknown)
 
 A feedback call is all-or-nothing: one bad event rejects the call and stores none of it. When a
 call has several errors, `status` is the lowest of theirs (a malformed event outranks a duplicate).
