@@ -20,7 +20,7 @@ from rec_models.abtest.config import METRICS, Plan, load_ab
 from rec_models.abtest.render import render_json, render_text
 from rec_models.abtest.report import build_report, log_warnings
 from rec_models.events.model import parse_timestamp
-from rec_models.events.reader import EventLogReader
+from rec_models.events.reader import ArmSums, EventLogReader
 from rec_models.events.settings import default_events_path
 
 PLAN_FLAGS = ("metric", "baseline", "mde", "relative", "alpha", "power", "design_effect")
@@ -85,6 +85,15 @@ def _plan(args: argparse.Namespace, from_file: Plan | None) -> Plan | None:
     return Plan(**values)
 
 
+def _select(sums: list[ArmSums], text: str) -> list[ArmSums]:
+    wanted = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in wanted if a not in {s.arm for s in sums}]
+    if unknown:
+        known = ", ".join(s.arm for s in sums)
+        raise ValueError(f"--arms: no impressions for {', '.join(unknown)} (arms: {known})")
+    return [s for s in sums if s.arm in wanted]
+
+
 def run(args: argparse.Namespace) -> str:
     experiment, file_plan = load_ab(args.config) if args.config else (None, None)
     plan = _plan(args, file_plan)
@@ -98,15 +107,14 @@ def run(args: argparse.Namespace) -> str:
     if not sums:
         window = " in that time window" if since is not None or until is not None else ""
         raise ValueError(f"{path}: no impressions{window}")
+    logged = {s.arm for s in sums}
     if args.arms:
-        wanted = [a.strip() for a in args.arms.split(",") if a.strip()]
-        unknown = [a for a in wanted if a not in {s.arm for s in sums}]
-        if unknown:
-            known = ", ".join(s.arm for s in sums)
-            raise ValueError(f"--arms: no impressions for {', '.join(unknown)} (arms: {known})")
-        sums = [s for s in sums if s.arm in wanted]
+        sums = _select(sums, args.arms)
     report = build_report(sums, plan, control, shares)
     report.warnings += log_warnings(overview, [a.arm for a in report.arms])
+    absent = sorted(set(shares or ()) - logged)
+    if absent:
+        report.warnings.append(f"no impressions for configured arm(s) {', '.join(absent)}")
     return (render_json if args.json else render_text)(report, path, overview)
 
 

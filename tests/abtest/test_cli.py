@@ -75,6 +75,8 @@ def test_the_plan_from_a_config_file_and_flags_over_it(
     assert (plan["baseline"], plan["mde"], plan["power"]) == (0.2, 0.1, 0.9)
     assert main(["--events", str(two_arms), "--config", str(config), "--mde", "0.3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["plan"]["mde"] == 0.3
+    assert main(["--events", str(two_arms), "--shares", "A=0.4,B=0.4,C=0.2"]) == 0
+    assert "no impressions for configured arm(s) C" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
