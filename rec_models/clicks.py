@@ -52,7 +52,7 @@ def _outcome_metrics(
         metrics[name] = M.ctr_metrics(test[2], probs)
         # on the calibrated probabilities, like the AUC itself (a fitted slope < 0 flips it)
         metrics[name]["auc_ci95"] = list(M.auc_interval(test[2], probs, seed=seed))
-        bins[name] = M.reliability_bins(test[2], probs)
+        bins[name] = M.reliability_bins(test[2], probs, quantile=True)
     return metrics, bins, calib
 
 
@@ -69,7 +69,7 @@ def _baseline(ctx: Context, emb: Embedder, fit: pd.DataFrame, val: tuple, test: 
     out = M.ctr_metrics(test[2], probs)
     out["auc_ci95"] = list(M.auc_interval(test[2], probs, seed=seed))
     out["l2"], out["val_logloss_curve"] = model.l2, curve
-    return out, M.reliability_bins(test[2], probs)
+    return out, M.reliability_bins(test[2], probs, quantile=True)
 
 
 def evaluate_impressions(

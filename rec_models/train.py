@@ -152,7 +152,7 @@ def evaluate(
                 for m in LEARNED:
                     probs = M.apply_platt(pair_scores(models[m], u, i), *calib[m])
                     report["ctr"][m] = M.ctr_metrics(y, probs)
-                    report["reliability"][m] = M.reliability_bins(y, probs)
+                    report["reliability"][m] = M.reliability_bins(y, probs, quantile=True)
             report["beyond_accuracy"] = beyond_accuracy(tops, data, emb.item_emb())
     if impressions:
         clicks, click_calib = click_view(cfg, ctx, emb, alpha, tmp, tuned)

@@ -141,18 +141,28 @@ def fit_platt(
 
 
 def reliability_bins(
-    labels: np.ndarray, probs: np.ndarray, n_bins: int = 10
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 10, quantile: bool = False
 ) -> list[dict[str, float]]:
-    """The reliability diagram's points: per non-empty equal-width bin of [0, 1] (the bins of
-    expected_calibration_error), its bounds, size, mean predicted probability and observed rate."""
+    """The reliability diagram's points: per non-empty bin, its bounds, size, mean predicted
+    probability and observed rate. Bins are expected_calibration_error's equal-width bins of
+    [0, 1], or with `quantile` n_bins bins of equal size by predicted probability (at a CTR of
+    0.4% every prediction falls into the first equal-width bin)."""
     y, p = _check_pair(labels, probs, "probs")
     p = np.clip(p, 0.0, 1.0)
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    if quantile:
+        order = np.argsort(p, kind="stable")
+        bins = np.empty(p.size, dtype=np.int64)
+        bins[order] = np.arange(p.size) * n_bins // p.size
+    else:
+        bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     out = []
     for b in np.unique(bins):
         m = bins == b
+        lo, hi = (
+            (float(p[m].min()), float(p[m].max())) if quantile else (b / n_bins, (b + 1) / n_bins)
+        )
         out.append({
-            "lo": b / n_bins, "hi": (b + 1) / n_bins, "count": int(m.sum()),
+            "lo": lo, "hi": hi, "count": int(m.sum()),
             "mean_predicted": float(p[m].mean()), "observed": float(y[m].mean()),
         })  # fmt: skip
     return out

@@ -20,7 +20,10 @@ def reliability_plot(
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(5, 5))
-    top = max((b["hi"] for rows in bins.values() for b in rows if b["count"]), default=1.0)
+    points = [
+        v for rows in bins.values() for b in rows for v in (b["mean_predicted"], b["observed"])
+    ]
+    top = min(1.0, 1.1 * max(points, default=1.0)) or 1.0
     ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="perfect")
     for name, rows in bins.items():
         total = sum(b["count"] for b in rows) or 1
@@ -28,7 +31,7 @@ def reliability_plot(
         y = [b["observed"] for b in rows]
         ax.plot(x, y, marker="o", linewidth=1, label=name)
         ax.scatter(x, y, s=[8 + 400 * b["count"] / total for b in rows], alpha=0.3)
-    ax.set_xlabel("mean predicted click probability (bin)")
+    ax.set_xlabel("mean predicted click probability (equal-size bins)")
     ax.set_ylabel("observed click rate")
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, top)

@@ -250,6 +250,11 @@ def test_reliability_bins_hand_values() -> None:
     # the bins are ECE's: size-weighted |observed - predicted|
     ece = sum(b["count"] * abs(b["observed"] - b["mean_predicted"]) for b in bins) / 5
     assert ece == pytest.approx(expected_calibration_error(labels, probs, 10))
+    # equal-size bins by predicted probability: 2, 2 and 1 rows of the sorted predictions
+    even = reliability_bins(labels, probs, n_bins=3, quantile=True)
+    assert [b["count"] for b in even] == [2, 2, 1]
+    assert [b["observed"] for b in even] == [0.0, 1.0, 1.0]
+    assert even[0]["lo"] == 0.05 and even[0]["hi"] == 0.12
 
 
 def test_auc_interval_brackets_the_auc_and_shrinks_with_data() -> None:
