@@ -114,7 +114,7 @@ def fit_logistic(
     features: HashedFeatures,
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray, np.ndarray],
-    grid: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+    grid: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
 ) -> tuple[LogisticCTR, dict[str, float]]:
     """The model whose l2 (from grid) has the lowest validation log loss, and the curve."""
     from rec_models.evaluation.ctr import logloss
