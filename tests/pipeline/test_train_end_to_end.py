@@ -10,7 +10,8 @@ import pytest
 
 from rec_models.config import DataConfig, TrainConfig
 from rec_models.data import load_dataset
-from rec_models.data.schema import Dataset, save_canonical
+from rec_models.data.custom import save_canonical
+from rec_models.data.schema import Dataset
 from rec_models.train import train
 
 N_USERS, N_ITEMS = 120, 300
