@@ -6,13 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 GRPC_PORT ?= 8001
-export BENTOML_HOME ?= $(CURDIR)/bentoml_home
+# DATASET=obd|synthetic: a built-in click log instead of MovieLens, with its own artifacts and
+# model store, so the default MovieLens path is untouched.
+DATASET ?=
+OTHER := $(filter-out movielens,$(DATASET))
+ARTIFACTS ?= artifacts$(if $(OTHER),/$(OTHER),)
+export BENTOML_HOME ?= $(CURDIR)/bentoml_home$(if $(OTHER),/$(OTHER),)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export BENTOML_DO_NOT_TRACK := True
 CONFIG ?=
 CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
+TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
+DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
 .PHONY: setup data train export serve bento bench test lint clean
 
@@ -24,18 +31,24 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[serve,train,dev]"
 	touch $@
 
-data: setup data/ml-100k/.complete
+data: setup $(DATA_DIR)/.complete
 data/ml-100k/.complete:
 	$(BIN)/python -m rec_models.data.movielens --dest data/ml-100k
 	touch $@
+data/obd/.complete:
+	$(BIN)/python -m rec_models.data.obd --dest data/obd
+	touch $@
+data/synthetic-ads/.complete:
+	$(BIN)/python -m rec_models.data.synthetic --dest data/synthetic-ads
+	touch $@
 
-train: data artifacts/metrics.json
-artifacts/metrics.json:
-	$(BIN)/python -m rec_models.train $(CONFIG_FLAG)
+train: data $(ARTIFACTS)/metrics.json
+$(ARTIFACTS)/metrics.json:
+	$(BIN)/python -m rec_models.train $(TRAIN_FLAGS)
 
-export: train artifacts/export_report.json
-artifacts/export_report.json:
-	$(BIN)/python -m export
+export: train $(ARTIFACTS)/export_report.json
+$(ARTIFACTS)/export_report.json:
+	$(BIN)/python -m export --artifacts $(ARTIFACTS)
 
 serve: export
 	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"

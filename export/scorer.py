@@ -19,6 +19,7 @@ import numpy as np
 
 from export.gates import GateFailed
 from rec_models.config import TrainConfig, load_config
+from rec_models.data.events import positive_mask
 from rec_models.models.base import Recommender
 from rec_models.models.hybrid import EPS, HybridRecommender
 from rec_models.pipeline import build_context
@@ -79,7 +80,10 @@ def build_modules(model: HybridRecommender) -> tuple[Any, Any]:
     return UserTower().eval(), Scorer().eval()
 
 
-def _ordered_history(ctx, interactions, threshold: float) -> dict[str, np.ndarray]:
+def _ordered_history(ctx, interactions) -> dict[str, np.ndarray]:
+    """Each user's positives (clicks; shown-but-not-clicked ads are neither history nor seen)
+    oldest first, and the liked subset the profile text quotes."""
+    interactions = interactions[positive_mask(interactions)]
     users, items = ctx.index(interactions)
     ts = interactions["timestamp"].to_numpy()
     ratings = interactions["rating"].to_numpy()
@@ -87,7 +91,7 @@ def _ordered_history(ctx, interactions, threshold: float) -> dict[str, np.ndarra
     out: dict[str, np.ndarray] = {}
     for name, keep in (
         ("history", np.ones(len(order), bool)),
-        ("positive", ratings[order] >= threshold),
+        ("positive", ctx.liked(ratings[order])),
     ):
         u, i = users[order][keep], items[order][keep]
         out[f"{name}_indptr"] = np.searchsorted(u, np.arange(ctx.n_users + 1)).astype(np.int64)
@@ -180,15 +184,16 @@ def export_scorer(artifacts_dir: Path, cfg: TrainConfig | None = None) -> Path:
         diffs = export_onnx(model, tmp)
         _, item_vec = model.vectors()
         interactions = ctx.dataset.interactions
+        clicks = interactions[positive_mask(interactions)]
         arrays = {
             "item_ids": ctx.item_ids.astype(np.int64),
             "item_emb": model.attention.item_emb.astype(np.float32),
             "item_factors": model.mf.Q.astype(np.float32),
             "item_vectors": item_vec,
-            "item_popularity": np.bincount(ctx.index(interactions)[1], minlength=ctx.n_items),
+            "item_popularity": np.bincount(ctx.index(clicks)[1], minlength=ctx.n_items),
             "user_ids": ctx.user_ids.astype(np.int64),
             "user_factors": model.mf.P.astype(np.float32),
-            **_ordered_history(ctx, interactions, cfg.data.positive_threshold),
+            **_ordered_history(ctx, interactions),
         }
         np.savez(tmp / "arrays.npz", **arrays)
         items = [

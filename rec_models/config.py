@@ -16,13 +16,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class ConfigError(ValueError):
+    """A bad configuration file or value; the message names the key."""
+
+
 @dataclass
 class DataConfig:
-    source: str = "movielens"  # "movielens" (built-in default) or "custom" (bring your own files)
+    # "movielens" (built-in default), "obd" (Open Bandit Dataset sample, real ad clicks),
+    # "synthetic" (generated ad-click log) or "custom" (bring your own files)
+    source: str = "movielens"
     path: str = (
         "data/ml-100k"  # folder with the dataset (recbole atomic files or users/items/interactions)
     )
-    positive_threshold: float = 4.0  # rating >= this is a positive ("click") in CTR and profiles
+    # What a row of the interactions file is (rec_models/data/events.py):
+    #   "impressions": an ad shown to a user; its outcome (click, conversion) comes from an
+    #     `event` column, a 0/1 `label` column, or `rating >= positive_threshold`; rows without a
+    #     click are shown negatives. Models fit on the clicks.
+    #   "interactions": an item the user chose (a rating, a watch); models fit on every row and
+    #     `rating >= positive_threshold` marks the liked ones (profiles, the CTR view).
+    #   "auto": "interactions" for movielens, "impressions" for every other source.
+    rows: str = "auto"
+    positive_threshold: float = 4.0  # rating >= this is a click ("liked" for rows=interactions)
+    conversion_weight: float = 1.0  # a converted click weighs this many clicks when fitting
     seed: int = 42
 
 
@@ -49,7 +64,11 @@ class MFConfig:
     epochs: int = 8  # ALS sweeps
     alpha: float = 10.0  # confidence of an observed cell is 1 + alpha
     reg: float = 50.0  # ridge on the factors (ALS)
+    # Shown-but-not-clicked impressions: their cells get confidence 1 + shown_alpha with
+    # preference 0 (unobserved cells: confidence 1), so they count as negatives above unknowns.
+    shown_alpha: float = 1.0
     bpr_epochs: int = 40
+    bpr_shown_share: float = 0.5  # BPR: share of negatives drawn from the user's shown ones
     lr: float = 0.01  # BPR only
     bpr_reg: float = 1e-4  # BPR only
     batch_size: int = 2048  # BPR only
@@ -65,7 +84,13 @@ class AttentionConfig:
     lr: float = 5e-3
     weight_decay: float = 1e-5
     temperature: float = 0.1  # softmax temperature on cosine scores
+    # A user's shown-but-not-clicked ads count this many times in the softmax denominator
+    # (the rest of the catalog once), so logged negatives push down harder than unseen items.
+    shown_weight: float = 4.0
     batch_size: int = 1024
+    # ...but at least this many batches per fold and epoch (at least 32 examples each): a click
+    # log of a few thousand clicks gets enough optimizer steps (MovieLens keeps 1024)
+    min_batches: int = 8
     threads: int = 0  # torch threads while training; 0: all cores if idle, else 1 (see base.py)
     seed: int = 42
 
@@ -81,7 +106,9 @@ class HybridConfig:
 @dataclass
 class TrainConfig:
     artifacts_dir: str = "artifacts"
-    protocols: list[str] = field(default_factory=lambda: ["recommenders", "temporal", "cold_start"])
+    # Ranking protocols (rec_models/data/splits.py); empty: the dataset's own list
+    # (recommenders, temporal, cold_start; impression logs add cold_user).
+    protocols: list[str] = field(default_factory=list)
     k: int = 10
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -95,12 +122,12 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ValueError(f"config: unknown key '{where}{key}' (valid: {', '.join(known)})")
+            raise ConfigError(f"config: unknown key '{where}{key}' (valid: {', '.join(known)})")
         ftype = known[key].default_factory if callable(known[key].default_factory) else None
         default = ftype() if ftype else None
         if is_dataclass(default):
             if not isinstance(value, dict):
-                raise ValueError(f"config: '{where}{key}' must be a table")
+                raise ConfigError(f"config: '{where}{key}' must be a table")
             kwargs[key] = _fill(type(default), value, f"{where}{key}.")
         else:
             kwargs[key] = value
@@ -111,8 +138,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
     """Defaults, overridden by the TOML (or JSON, as saved in artifacts/) file at `path`."""
     if path is None:
         return TrainConfig()
-    with open(path, "rb") as fh:
-        values = json.load(fh) if str(path).endswith(".json") else tomllib.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            values = json.load(fh) if str(path).endswith(".json") else tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path} ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config: {path} is not valid TOML/JSON ({exc})") from None
     return _fill(TrainConfig, values, "")
 
 

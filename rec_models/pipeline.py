@@ -10,7 +10,8 @@ import pandas as pd
 
 from rec_models.config import TrainConfig
 from rec_models.data import load_dataset
-from rec_models.data.schema import Dataset
+from rec_models.data.events import positive_mask, rows_of
+from rec_models.data.schema import Dataset, validate_dataset
 from rec_models.models.base import ProfileEncoder, TrainData
 from rec_models.text.profiles import ItemInfo, Profile, item_text, profile_text
 
@@ -29,6 +30,7 @@ class Context:
 
     cfg: TrainConfig
     dataset: Dataset
+    rows: str  # "impressions" or "interactions" (rec_models/data/events.py)
     user_ids: np.ndarray  # (n_users,) external ids, index = position
     item_ids: np.ndarray  # (n_items,)
     items: dict[int, ItemInfo]  # by item index
@@ -48,11 +50,19 @@ class Context:
         items = np.searchsorted(self.item_ids, interactions["item_id"].to_numpy())
         return users.astype(np.int64), items.astype(np.int64)
 
+    def liked(self, ratings: np.ndarray) -> np.ndarray:
+        """(n,) bool over positive rows: the ones a profile quotes as liked. Every click of an
+        impression log; the ratings >= positive_threshold of an "interactions" dataset."""
+        if self.rows == "interactions":
+            return ratings >= self.cfg.data.positive_threshold
+        return np.ones(len(ratings), dtype=bool)
+
     def profiles(
         self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray
     ) -> list[Profile]:
-        """Each user's profile: demographics + positively rated items, oldest first."""
-        keep = ratings >= self.cfg.data.positive_threshold
+        """Each user's profile: demographics + liked items (of the positive rows given), oldest
+        first."""
+        keep = self.liked(ratings)
         order = np.lexsort((timestamps[keep], users[keep]))
         pu, pi = users[keep][order], items[keep][order]
         bounds = np.searchsorted(pu, np.arange(self.n_users + 1))
@@ -64,7 +74,9 @@ class Context:
 
 
 def build_context(cfg: TrainConfig, dataset: Dataset | None = None) -> Context:
-    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    """The configured dataset (or `dataset`, validated: a frame without click flags is a log of
+    clicks) in index space."""
+    ds = validate_dataset(dataset) if dataset is not None else load_dataset(cfg.data)
     user_ids = np.sort(ds.users["user_id"].to_numpy().astype(np.int64))
     item_ids = np.sort(ds.items["item_id"].to_numpy().astype(np.int64))
     items_df = ds.items.set_index("item_id").loc[item_ids]
@@ -91,7 +103,7 @@ def build_context(cfg: TrainConfig, dataset: Dataset | None = None) -> Context:
             )
         )
     texts = [item_text(items[i]) for i in range(len(item_ids))]
-    return Context(cfg, ds, user_ids, item_ids, items, demographics, texts)
+    return Context(cfg, ds, rows_of(cfg.data), user_ids, item_ids, items, demographics, texts)
 
 
 class Embedder:
@@ -117,17 +129,28 @@ class Embedder:
         return lambda u, i, r, t: self.encode(self.profile_texts(u, i, r, t))
 
     def train_data(self, interactions: pd.DataFrame) -> TrainData:
+        """The positives (clicks) to fit on, their weights (a conversion counts
+        data.conversion_weight clicks) and the shown-but-not-clicked impressions."""
         users, items = self.ctx.index(interactions)
+        pos = positive_mask(interactions)
+        converted = interactions["conversion"].to_numpy(bool)[pos]
+        weights = None
+        if converted.any() and self.ctx.cfg.data.conversion_weight != 1.0:
+            weights = np.where(converted, self.ctx.cfg.data.conversion_weight, 1.0)
+        shown = ~pos
         return TrainData(
             self.ctx.n_users,
             self.ctx.n_items,
-            users,
-            items,
-            interactions["rating"].to_numpy(np.float32),
-            interactions["timestamp"].to_numpy(np.int64),
+            users[pos],
+            items[pos],
+            interactions["rating"].to_numpy(np.float32)[pos],
+            interactions["timestamp"].to_numpy(np.int64)[pos],
             self.item_emb(),
             self.profile_encoder(),
             self.ctx.cfg.data.positive_threshold,
+            weights=None if weights is None else weights.astype(np.float32),
+            shown_users=users[shown] if shown.any() else None,
+            shown_items=items[shown] if shown.any() else None,
         )
 
 
@@ -137,12 +160,13 @@ def finetune_pairs(
     """Inputs of the encoder fine-tuning: every user's positives split in two at random, the
     profile text written from one half (with the demographics) and the other half its targets."""
     ctx = emb.ctx
+    interactions = interactions[positive_mask(interactions)]
     users, items = ctx.index(interactions)
     ratings = interactions["rating"].to_numpy(np.float32)
     stamps = interactions["timestamp"].to_numpy(np.int64)
     held = np.random.default_rng(seed).random(len(users)) < 0.5
     texts = emb.profile_texts(users[~held], items[~held], ratings[~held], stamps[~held])
-    target = held & (ratings >= ctx.cfg.data.positive_threshold)
+    target = held & ctx.liked(ratings)
     tu, ti = users[target], items[target]
     order = np.argsort(tu, kind="stable")
     bounds = np.searchsorted(tu[order], np.arange(ctx.n_users + 1))

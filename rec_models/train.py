@@ -1,6 +1,10 @@
 """`make train`: fit MF, attention and hybrid under every protocol, evaluate, write artifacts/.
 
-python -m rec_models.train [--config my.toml] [--artifacts artifacts]
+python -m rec_models.train [--dataset movielens|obd|synthetic] [--config my.toml]
+    [--artifacts artifacts]
+
+Bad data or configuration ends it with one line on stderr (file, row, column; or the key) and
+exit status 2, no traceback.
 """
 
 from __future__ import annotations
@@ -20,80 +24,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rec_models.config import TrainConfig, config_dict, load_config
-from rec_models.data.splits import Split, make_split, validation_split
+from rec_models.config import ConfigError, TrainConfig, config_dict, load_config
+from rec_models.data import DEFAULT_PATHS, DataValidationError
+from rec_models.data.events import has_impressions
+from rec_models.data.splits import Split, make_split, time_split, validation_split
 from rec_models.evaluation import metrics as M
+from rec_models.evaluation.plots import reliability_plot
 from rec_models.evaluation.report import print_summary, write_report
-from rec_models.models.attention import AttentionRecommender
+from rec_models.fitting import (
+    LEARNED,
+    beyond_accuracy,
+    candidates_of,
+    ctr_examples,
+    evaluate_ranking,
+    fit_all,
+    pair_scores,
+    rank,
+    relevant_lists,
+)
 from rec_models.models.base import Recommender, TrainData
-from rec_models.models.baselines import PopularityRecommender, RandomRecommender
 from rec_models.models.hybrid import HybridRecommender
-from rec_models.models.mf import MFRecommender
 from rec_models.pipeline import Context, Embedder, build_context, finetune_pairs, torch_embedder
+from rec_models.protocols import plan
 
 TEXT_MODELS = ("attention", "hybrid")
-
-
-def fit_all(cfg: TrainConfig, data: TrainData, alpha: float) -> dict[str, Recommender]:
-    mf = MFRecommender(cfg.mf).fit(data)
-    att = AttentionRecommender(cfg.attention).fit(data)
-    return {
-        "random": RandomRecommender(cfg.data.seed).fit(data),
-        "popularity": PopularityRecommender().fit(data),
-        "mf": mf,
-        "attention": att,
-        "hybrid": HybridRecommender(mf, att, alpha),
-    }
-
-
-def relevant_lists(ctx: Context, test: pd.DataFrame) -> list[np.ndarray]:
-    users, items = ctx.index(test)
-    return [items[users == u] for u in range(ctx.n_users)]
-
-
-def rank(model: Recommender, ctx: Context, candidates: np.ndarray, k: int) -> np.ndarray:
-    users = np.arange(ctx.n_users)
-    return model.recommend(users, k, exclude_seen=True, candidates=candidates)
-
-
-def evaluate_ranking(
-    models: dict[str, Recommender],
-    ctx: Context,
-    data: TrainData,
-    test: pd.DataFrame,
-    candidates: np.ndarray,
-    k: int,
-) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    relevant = relevant_lists(ctx, test)
-    out, tops = {}, {}
-    for name, model in models.items():
-        tops[name] = rank(model, ctx, candidates, k)
-        out[name] = M.ranking_metrics(tops[name], relevant, k)
-    return out, tops
-
-
-def ctr_examples(ctx: Context, data: TrainData, test: pd.DataFrame, seed: int) -> tuple:
-    """Rated >= threshold: click; rated lower: non-click; plus as many sampled unseen non-clicks."""
-    users, items = ctx.index(test)
-    labels = (test["rating"].to_numpy() >= ctx.cfg.data.positive_threshold).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    seen = set(zip(data.users.tolist(), data.items.tolist(), strict=True))
-    seen |= set(zip(users.tolist(), items.tolist(), strict=True))
-    neg_u, neg_i = [], []
-    while len(neg_u) < len(users):
-        u, i = int(rng.integers(ctx.n_users)), int(rng.integers(ctx.n_items))
-        if (u, i) not in seen:
-            seen.add((u, i))
-            neg_u.append(u)
-            neg_i.append(i)
-    u_all = np.concatenate([users, neg_u])
-    i_all = np.concatenate([items, neg_i])
-    return u_all, i_all, np.concatenate([labels, np.zeros(len(neg_u))])
-
-
-def pair_scores(model: Recommender, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    full = model.score(np.arange(int(users.max()) + 1))
-    return full[users, items].astype(np.float64)
+# `--dataset NAME` (make train DATASET=NAME): the built-in dataset's source, folder and reading.
+PRESETS: dict[str, dict[str, Any]] = {
+    "movielens": {"source": "movielens", "path": DEFAULT_PATHS["movielens"]},
+    "obd": {"source": "obd", "path": DEFAULT_PATHS["obd"]},
+    "synthetic": {"source": "synthetic", "path": DEFAULT_PATHS["synthetic"],
+                  "positive_threshold": 1.0},  # rating 1 = clicked, 0 = shown
+}  # fmt: skip
 
 
 def split_embedder(
@@ -115,14 +76,15 @@ def split_embedder(
 def tune_on_validation(
     cfg: TrainConfig, ctx: Context, emb: Embedder, train: pd.DataFrame, scratch: Path, log: dict
 ) -> tuple[float, dict[str, tuple[float, float]], dict[str, Any]]:
-    """alpha and per-model Platt calibration, from a validation split carved out of `train`."""
+    """alpha and per-model Platt calibration (the sampled CTR view), from a validation split
+    carved out of `train`."""
     fit_df, val_df = validation_split(train, ratio=cfg.hybrid.val_ratio, seed=cfg.data.seed + 1)
     emb = split_embedder(cfg, emb, fit_df, scratch / "encoder-validation", log)
     data = emb.train_data(fit_df)
     models = fit_all(cfg, data, alpha=0.5)
     hybrid = models["hybrid"]
     assert isinstance(hybrid, HybridRecommender)
-    candidates = data.item_counts() > 0
+    candidates = data.warm_items()
     relevant = relevant_lists(ctx, val_df)
     curve = {}
     for alpha in cfg.hybrid.alphas:
@@ -133,22 +95,8 @@ def tune_on_validation(
     best = max(curve, key=lambda a: curve[a])
     hybrid.alpha = best
     u, i, y = ctr_examples(ctx, data, val_df, cfg.data.seed)
-    calib = {n: M.fit_platt(pair_scores(models[n], u, i), y) for n in ("mf", "attention", "hybrid")}
+    calib = {n: M.fit_platt(pair_scores(models[n], u, i), y) for n in LEARNED}
     return best, calib, {"alpha_curve_val_ndcg": {str(a): v for a, v in curve.items()}}
-
-
-def beyond_accuracy(
-    tops: dict[str, np.ndarray], data: TrainData, item_emb: np.ndarray
-) -> dict[str, dict[str, float]]:
-    counts = data.item_counts()
-    return {
-        name: {
-            "coverage": M.catalog_coverage(top, data.n_items),
-            "diversity": M.intra_list_diversity(top, item_emb),
-            "novelty": M.novelty(top, counts, data.n_users),
-        }
-        for name, top in tops.items()
-    }
 
 
 def run_protocol(
@@ -157,20 +105,65 @@ def run_protocol(
     emb = split_embedder(cfg, emb, split.train, out / f"encoder-{split.name}", log)
     data = emb.train_data(split.train)
     models = fit_all(cfg, data, alpha)
-    if split.cold_items is not None:
-        candidates = np.isin(ctx.item_ids, split.cold_items)
-    else:
-        candidates = data.item_counts() > 0
-    metrics, tops = evaluate_ranking(models, ctx, data, split.test, candidates, cfg.k)
-    if split.name == "cold_start":  # text is the only signal; report NDCG and recall
+    allowed = candidates_of(ctx, split, data)
+    metrics, tops = evaluate_ranking(models, ctx, split.test, allowed, cfg.k)
+    if split.name in ("cold_start", "cold_user"):  # text is the only signal; NDCG and recall
         keep = (f"ndcg@{cfg.k}", f"recall@{cfg.k}", f"hr@{cfg.k}")
         metrics = {m: {k: v for k, v in r.items() if k in keep} for m, r in metrics.items()}
     elif split.name == "temporal":
         keep = (f"ndcg@{cfg.k}", f"hr@{cfg.k}", f"recall@{cfg.k}")
         metrics = {m: {k: v for k, v in r.items() if k in keep} for m, r in metrics.items()}
-    for name in ("mf", "attention", "hybrid"):
+    for name in LEARNED:
         models[name].save(out / "models" / split.name / name)
     return models, metrics, tops, data
+
+
+def click_view(
+    cfg: TrainConfig, ctx: Context, emb: Embedder, alpha: float, out: Path, log: dict
+) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
+    """The time-ordered CTR / CVR / impression-ranking view of an impression log."""
+    from rec_models.clicks import evaluate_impressions
+
+    inter = ctx.dataset.interactions
+    emb = split_embedder(cfg, emb, time_split(inter, 0.2)[0], out / "encoder-time", log)
+    return evaluate_impressions(cfg, ctx, emb, inter, alpha)
+
+
+def evaluate(
+    cfg: TrainConfig, ctx: Context, emb: Embedder, tmp: Path, tuned: dict
+) -> tuple[dict[str, Any], float, dict[str, tuple[float, float]], dict[str, Any]]:
+    """Every applicable protocol: (report, alpha, served calibration, tuning meta)."""
+    interactions = ctx.dataset.interactions
+    protocols, notes, skipped = plan(cfg, ctx)
+    splits = {p: make_split(p, interactions, seed=cfg.data.seed) for p in protocols}
+    base = splits.get("recommenders") or next(iter(splits.values()))
+    alpha, calib, meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned)
+    meta["calibration_fitted_on"] = "validation split, liked vs other rows and sampled items"
+    report: dict[str, Any] = {"dataset": ctx.dataset.name, "rows": ctx.rows, "protocols": {},
+                              "ctr": {}, "beyond_accuracy": {}}  # fmt: skip
+    impressions = has_impressions(interactions)
+    for name, split in splits.items():
+        models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned)
+        report["protocols"][name] = metrics
+        if split is base:
+            if not impressions:
+                u, i, y = ctr_examples(ctx, data, split.test, cfg.data.seed + 2)
+                report["reliability"] = {}
+                for m in LEARNED:
+                    probs = M.apply_platt(pair_scores(models[m], u, i), *calib[m])
+                    report["ctr"][m] = M.ctr_metrics(y, probs)
+                    report["reliability"][m] = M.reliability_bins(y, probs, quantile=True)
+            report["beyond_accuracy"] = beyond_accuracy(tops, data, emb.item_emb())
+    if impressions:
+        clicks, click_calib = click_view(cfg, ctx, emb, alpha, tmp, tuned)
+        skipped |= clicks.pop("skipped")
+        report |= clicks
+        if click_calib:  # the served model's probabilities: calibrated on real impressions
+            calib = {m: click_calib[m] for m in LEARNED}
+            meta["calibration_fitted_on"] = "validation impressions of the time-ordered split"
+    report["evaluations"] = {k: v for k, v in notes.items() if k not in skipped}
+    report["skipped"] = skipped
+    return report, alpha, calib, meta
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -182,25 +175,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         ctx = build_context(cfg)
         emb = torch_embedder(ctx)
         interactions = ctx.dataset.interactions
-        splits = {p: make_split(p, interactions, seed=cfg.data.seed) for p in cfg.protocols}
-        base = splits.get("recommenders") or next(iter(splits.values()))
         tuned: dict[str, Any] = {}  # encoder fine-tuning summaries, by folder
-        alpha, calib, tune_meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned)
-        report: dict[str, Any] = {
-            "dataset": ctx.dataset.name,
-            "protocols": {},
-            "ctr": {},
-            "beyond_accuracy": {},
-        }
-        for name, split in splits.items():
-            models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned)
-            report["protocols"][name] = metrics
-            if split is base:
-                u, i, y = ctr_examples(ctx, data, split.test, cfg.data.seed + 2)
-                for m in ("mf", "attention", "hybrid"):
-                    probs = M.apply_platt(pair_scores(models[m], u, i), *calib[m])
-                    report["ctr"][m] = M.ctr_metrics(y, probs)
-                report["beyond_accuracy"] = beyond_accuracy(tops, data, emb.item_emb())
+        report, alpha, calib, tune_meta = evaluate(cfg, ctx, emb, tmp, tuned)
         for scratch in tmp.glob("encoder-*"):  # per-split encoders: only their metrics stay
             shutil.rmtree(scratch)
         served_cfg = config_dict(cfg)
@@ -213,7 +189,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         state = {
             "alpha": alpha,
             "calibration": {m: list(c) for m, c in calib.items()},
-            "splits": {n: s.name for n, s in splits.items()},
+            "protocols": list(report["protocols"]),
         }
         (tmp / "models" / "state.json").write_text(json.dumps(state, indent=2))
         texts = {
@@ -224,6 +200,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         }
         (tmp / "texts.json").write_text(json.dumps(texts))
         (tmp / "train_config.json").write_text(json.dumps(served_cfg, indent=2))
+        if report.get("reliability"):
+            title = f"{ctx.dataset.name}: CTR reliability (held-out)"
+            reliability_plot(report["reliability"], tmp / "reliability.png", title)
         report["meta"] = {
             "alpha": alpha,
             "train_seconds": round(time.perf_counter() - t0, 1),
@@ -267,18 +246,23 @@ def evaluate_with_encoder(
             data.encode_profiles(data.users, data.items, data.ratings, data.timestamps),
             model.attention.history,
         )
-        if split.cold_items is not None:
-            candidates = np.isin(ctx.item_ids, split.cold_items)
-        else:
-            candidates = data.item_counts() > 0
-        top = rank(model, ctx, candidates, 10)
+        top = rank(model, ctx, candidates_of(ctx, split, data), 10)
         out[key] = M.ranking_metrics(top, relevant_lists(ctx, split.test), 10)["ndcg@10"]
     return out
+
+
+def apply_dataset(cfg: TrainConfig, name: str) -> None:
+    """Point `cfg.data` at a built-in dataset (PRESETS)."""
+    if name not in PRESETS:
+        raise ConfigError(f"--dataset '{name}': choose one of {', '.join(PRESETS)}")
+    for key, value in PRESETS[name].items():
+        setattr(cfg.data, key, value)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", help="TOML file overriding rec_models/config.py's defaults")
+    parser.add_argument("--dataset", help=f"a built-in dataset: {', '.join(PRESETS)}")
     parser.add_argument("--artifacts", help="output folder (default: artifacts)")
     parser.add_argument(
         "--finetune-encoder",
@@ -288,12 +272,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # SIGTERM (Ctrl-C's sibling) unwinds like an exception, so the temp folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    cfg = load_config(args.config)
-    if args.artifacts:
-        cfg.artifacts_dir = args.artifacts
-    if args.finetune_encoder:
-        cfg.encoder.finetune = True
-    report = train(cfg)
+    try:
+        cfg = load_config(args.config)
+        if args.dataset:
+            apply_dataset(cfg, args.dataset)
+        if args.artifacts:
+            cfg.artifacts_dir = args.artifacts
+        if args.finetune_encoder:
+            cfg.encoder.finetune = True
+        report = train(cfg)
+    except (DataValidationError, ConfigError, FileNotFoundError) as exc:
+        # a user's mistake, not a bug: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     print_summary(report)
     print(
         f"wrote {cfg.artifacts_dir}/metrics.json and report.md "

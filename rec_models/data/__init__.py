@@ -1,28 +1,35 @@
-"""Data: the canonical Dataset, MovieLens-100K and bring-your-own loading, evaluation splits."""
+"""Data: the canonical Dataset, the built-in datasets and bring-your-own loading, splits."""
 
 from __future__ import annotations
 
-from rec_models.config import DataConfig
-from rec_models.data.schema import (
-    Dataset,
-    DataValidationError,
-    load_custom,
-    save_canonical,
-    validate_dataset,
-)
+from rec_models.config import ConfigError, DataConfig
+from rec_models.data.custom import load_custom, save_canonical
+from rec_models.data.events import rows_of
+from rec_models.data.schema import Dataset, DataValidationError, validate_dataset
 
-SOURCES = ("movielens", "custom")
+SOURCES = ("movielens", "obd", "synthetic", "custom")
+# Where `python -m rec_models.train --dataset NAME` finds each built-in dataset (`make data`).
+DEFAULT_PATHS = {
+    "movielens": "data/ml-100k",
+    "obd": "data/obd",
+    "synthetic": "data/synthetic-ads",
+}
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    """The dataset named by `data.source` ("movielens" or "custom") at `data.path`."""
+    """The dataset named by `data.source` at `data.path`, its rows read as `data.rows` says."""
+    rows = rows_of(cfg)
     if cfg.source == "movielens":
         from rec_models.data.movielens import load_movielens_100k
 
-        return load_movielens_100k(cfg.path)
-    if cfg.source == "custom":
-        return load_custom(cfg.path)
-    raise ValueError(f"unknown data.source '{cfg.source}': choose one of {', '.join(SOURCES)}")
+        return load_movielens_100k(cfg.path, rows, cfg.positive_threshold)
+    if cfg.source == "obd":
+        from rec_models.data.obd import load_obd
+
+        return load_obd(cfg.path, rows, cfg.positive_threshold)
+    if cfg.source in ("custom", "synthetic"):
+        return load_custom(cfg.path, None, rows, cfg.positive_threshold)
+    raise ConfigError(f"config: unknown data.source '{cfg.source}': choose {', '.join(SOURCES)}")
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rec_models.data.events import to_canonical
 from rec_models.data.schema import Dataset, validate_dataset
 
 WHEEL = "recbole==1.2.1"
@@ -95,10 +96,15 @@ def _title_and_year(items: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return title.astype("string"), year
 
 
-def load_movielens_100k(path: str | os.PathLike[str] = "data/ml-100k") -> Dataset:
+def load_movielens_100k(
+    path: str | os.PathLike[str] = "data/ml-100k",
+    rows: str = "interactions",
+    positive_threshold: float = 4.0,
+) -> Dataset:
     """943 users (age, gender, occupation, zip), 1,682 movies (title, year, '|'-joined genres),
     100,000 ratings with unix timestamps, interactions in the file's row order (splits are seeded
-    on that order)."""
+    on that order). Its preset, rows = "interactions": every rating is a click (a choice to
+    watch); with rows = "impressions" only ratings >= positive_threshold are."""
     folder = Path(path)
     if not is_complete(folder):
         raise FileNotFoundError(f"{folder}: MovieLens-100K files missing; run `make data`")
@@ -121,12 +127,12 @@ def load_movielens_100k(path: str | os.PathLike[str] = "data/ml-100k") -> Datase
             "year": year,
             "genres": items["class"].str.split().str.join("|").astype("string"),
         }),
-        interactions=pd.DataFrame({
+        interactions=to_canonical(pd.DataFrame({
             "user_id": inter["user_id"].astype(np.int64),
             "item_id": inter["item_id"].astype(np.int64),
             "rating": inter["rating"].astype(np.float64),
             "timestamp": inter["timestamp"].astype(np.float64).astype(np.int64),
-        }),
+        }), "ml-100k.inter", rows, positive_threshold),
     )  # fmt: skip
     files = {"users": "ml-100k.user", "items": "ml-100k.item", "interactions": "ml-100k.inter"}
     return validate_dataset(ds, files)

@@ -1,14 +1,14 @@
-"""The canonical dataset, its validation, and bring-your-own-data loading and saving.
+"""The canonical dataset and its validation.
 
-A custom dataset is a folder with three files, each CSV or Parquet:
+Canonical tables (every loader produces them; rec_models/data/custom.py reads them from files):
 
-    users.{csv,parquet}         user_id (int, unique); optional age (int), gender, occupation,
-                                zip, text
-    items.{csv,parquet}         item_id (int, unique), title (non-empty); optional year (int),
-                                genres ('|'-separated), text (a free description, e.g. ad copy)
-    interactions.{csv,parquet}  user_id, item_id (ids known to users/items); optional rating
-                                (number, default 1.0), timestamp (unix seconds or ISO-8601; naive
-                                times are UTC; default: the row number)
+    users         user_id (int, unique); optional age (int), gender, occupation, zip, text
+    items         item_id (int, unique), title (non-empty); optional year (int), genres
+                  ('|'-separated), text (a free description, e.g. ad copy)
+    interactions  one row per impression (an ad or item shown to a user): user_id, item_id,
+                  rating (float), timestamp (unix seconds), click (bool), conversion (bool; a
+                  conversion is always a click). Rows without a click are shown negatives.
+                  rec_models/data/events.py turns event logs and ratings into this form.
 
 Every problem raises DataValidationError naming the file, the row (1-based data row: the first
 row after the header is row 1) and the column. A user without interactions is fine.
@@ -16,17 +16,14 @@ row after the header is row 1) and the column. A user without interactions is fi
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 KINDS = ("users", "items", "interactions")
-# Canonical columns in order: (name, kind, required); kind is "id", "int", "str", "float" or "time".
+# Canonical columns in order: (name, kind, required); kind is "id", "int", "str", "float", "time"
+# or "bool".
 COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
     "users": [
         ("user_id", "id", True),
@@ -48,6 +45,8 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
         ("item_id", "id", True),
         ("rating", "float", True),
         ("timestamp", "time", True),
+        ("click", "bool", False),  # absent: every row is a click (a log of positives)
+        ("conversion", "bool", False),  # absent: no conversions
     ],
 }
 ROW_CONVENTION = "1-based data row, header not counted"
@@ -71,7 +70,7 @@ class DataValidationError(ValueError):
 @dataclass
 class Dataset:
     """users (user_id, ...), items (item_id, title, ...), interactions (user_id, item_id, rating,
-    timestamp); the columns and dtypes are listed in the module docstring and the README."""
+    timestamp, click, conversion); columns and dtypes are in the module docstring and README."""
 
     name: str
     users: pd.DataFrame
@@ -124,6 +123,21 @@ def _floats(raw: pd.Series, file: str, col: str) -> pd.Series:
     return pd.Series(values, index=raw.index)
 
 
+def _bools(raw: pd.Series, file: str, col: str) -> pd.Series:
+    """Boolean column from bools, 0/1 or true/false strings; no missing values."""
+    if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
+        return raw.astype(bool)
+    s = _stripped(raw).astype("string").str.lower()
+    value = s.map({"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "false": False})
+    bad = value.isna().to_numpy()
+    if bad.any():
+        row = _first(bad)
+        raise DataValidationError(
+            file, row, col, f"expected 0 or 1 (or true/false), got {raw.iloc[row - 1]!r}"
+        )
+    return value.astype(bool)
+
+
 def _timestamps(raw: pd.Series, file: str, col: str) -> pd.Series:
     """Unix seconds (int64) from integers, datetimes or ISO-8601 strings (naive = UTC)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
@@ -163,6 +177,8 @@ def _typed(df: pd.DataFrame, kind: str, file: str) -> pd.DataFrame:
             out[col] = _floats(df[col], file, col)
         elif how == "time":
             out[col] = _timestamps(df[col], file, col)
+        elif how == "bool":
+            out[col] = _bools(df[col], file, col)
         else:
             out[col] = _stripped(df[col]).astype("string")
     return out
@@ -193,6 +209,11 @@ def validate_dataset(ds: Dataset, files: dict[str, str] | None = None) -> Datase
     if empty.any():
         raise DataValidationError(names["items"], _first(empty), "title", "empty title")
     inter = tables["interactions"]
+    if "click" not in inter:
+        inter["click"] = True
+    if "conversion" not in inter:
+        inter["conversion"] = False
+    inter["click"] |= inter["conversion"]  # a conversion is always a click
     for col, kind in (("user_id", "users"), ("item_id", "items")):
         unknown = ~inter[col].isin(tables[kind][col])
         if unknown.any():
@@ -204,84 +225,3 @@ def validate_dataset(ds: Dataset, files: dict[str, str] | None = None) -> Datase
                 f"unknown id {inter[col].iloc[row - 1]} (not in {names[kind]})",
             )
     return Dataset(ds.name, tables["users"], tables["items"], inter)
-
-
-def _find(folder: Path, stem: str) -> Path:
-    found = [
-        folder / f"{stem}{ext}"
-        for ext in (".csv", ".parquet")
-        if (folder / f"{stem}{ext}").is_file()
-    ]
-    if not found:
-        raise DataValidationError(
-            f"{stem}.csv", None, None, f"missing file in {folder} (.csv or .parquet)"
-        )
-    if len(found) > 1:
-        raise DataValidationError(
-            f"{stem}.csv", None, None, f"both {stem}.csv and {stem}.parquet exist"
-        )
-    return found[0]
-
-
-def _read(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
-            )  # blank lines keep their row numbers
-            filled = df.notna().any(axis=1).to_numpy()
-            df = df.iloc[: len(filled) - int(np.argmax(filled[::-1])) if filled.any() else 0]
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(
-            path.name, None, None, "empty file (no header, no rows)"
-        ) from None
-    except Exception as exc:  # unreadable file: say which and why
-        raise DataValidationError(path.name, None, None, f"cannot be read ({exc})") from exc
-    if len(df) == 0:
-        raise DataValidationError(path.name, None, None, "empty file (no data rows)")
-    df.columns = [str(c).strip() for c in df.columns]
-    return df.reset_index(drop=True)
-
-
-def load_custom(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
-    """Load and validate a bring-your-own dataset folder (see the module docstring)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise DataValidationError(str(folder), None, None, "dataset folder does not exist")
-    files = {k: _find(folder, k) for k in KINDS}
-    raw = {k: _read(p) for k, p in files.items()}
-    inter = raw["interactions"]
-    if "rating" not in inter.columns:
-        inter["rating"] = 1.0
-    if "timestamp" not in inter.columns:
-        inter["timestamp"] = np.arange(len(inter), dtype=np.int64)
-    ds = Dataset(name or folder.name, raw["users"], raw["items"], inter)
-    return validate_dataset(ds, {k: p.name for k, p in files.items()})
-
-
-def save_canonical(ds: Dataset, folder: str | os.PathLike[str]) -> Path:
-    """Validate, then write users.csv, items.csv, interactions.csv into `folder` atomically:
-    written to a temp folder beside it, then renamed into place (an old folder is replaced)."""
-    ds = validate_dataset(ds)
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
-    old: Path | None = None
-    try:
-        for kind in KINDS:
-            getattr(ds, kind).to_csv(tmp / f"{kind}.csv", index=False)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            os.replace(target, old / target.name)
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None and not target.exists():
-            os.replace(old / target.name, target)  # put the previous folder back
-        raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return target

@@ -5,6 +5,11 @@
   the frame's row order; the first round(0.75 n) of each user (half to even) are train.
 - temporal: per user, the latest 20% of interactions by timestamp are the test set.
 - cold_start: 20% of the items (seeded) leave training entirely; their interactions are the test.
+- cold_user: 20% of the users (seeded) leave training entirely; their interactions are the test.
+- time_split (not a ranking protocol: the CTR view of an impression log): the latest 20% of all
+  rows by timestamp are the test, everything earlier is training.
+On an impression log every protocol splits impressions; the evaluation counts the clicked test
+rows as relevant (rec_models/fitting.py).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-PROTOCOLS = ("recommenders", "temporal", "cold_start")
+PROTOCOLS = ("recommenders", "temporal", "cold_start", "cold_user")
 
 
 @dataclass
@@ -25,6 +30,7 @@ class Split:
     train: pd.DataFrame
     test: pd.DataFrame
     cold_items: np.ndarray | None = None  # item ids removed from training (cold_start only)
+    cold_users: np.ndarray | None = None  # user ids removed from training (cold_user only)
 
 
 def _check_ratio(ratio: float, what: str) -> None:
@@ -90,6 +96,29 @@ def cold_start_split(
     return df[~is_cold], df[is_cold], cold
 
 
+def cold_user_split(
+    df: pd.DataFrame, user_ratio: float = 0.2, seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(train, test, cold_user_ids): round(user_ratio * n_users) of the users in df, drawn with a
+    seeded generator, leave training; all their rows are test. Rows keep the input's order."""
+    _check_ratio(user_ratio, "user_ratio")
+    users = np.sort(df["user_id"].unique())
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(users, size=round(user_ratio * len(users)), replace=False))
+    is_cold = df["user_id"].isin(cold).to_numpy()
+    return df[~is_cold], df[is_cold], cold.astype(np.int64)
+
+
+def time_split(df: pd.DataFrame, test_ratio: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): the latest round(test_ratio * n) rows by timestamp (ties: later rows of the
+    frame are later) are test. Both keep the input's index, in time order."""
+    _check_ratio(test_ratio, "test_ratio")
+    order = np.lexsort((np.arange(len(df)), df["timestamp"].to_numpy()))
+    n_test = round(test_ratio * len(df))
+    data = df.iloc[order]
+    return data.iloc[: len(df) - n_test], data.iloc[len(df) - n_test :]
+
+
 def validation_split(
     train: pd.DataFrame, ratio: float = 0.2, seed: int = 43
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,7 +130,7 @@ def validation_split(
 
 def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 42) -> Split:
     """The split of one protocol: "recommenders" (stratified 75/25), "temporal" (latest 20%
-    per user) or "cold_start" (20% of items cold)."""
+    per user), "cold_start" (20% of items cold) or "cold_user" (20% of users cold)."""
     if protocol == "recommenders":
         return Split(protocol, *python_stratified_split(interactions, 0.75, seed))
     if protocol == "temporal":
@@ -109,4 +138,7 @@ def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 42) -> Spl
     if protocol == "cold_start":
         train, test, cold = cold_start_split(interactions, 0.2, seed)
         return Split(protocol, train, test, cold)
+    if protocol == "cold_user":
+        train, test, cold = cold_user_split(interactions, 0.2, seed)
+        return Split(protocol, train, test, cold_users=cold)
     raise ValueError(f"unknown protocol '{protocol}': choose one of {', '.join(PROTOCOLS)}")

@@ -138,3 +138,48 @@ def fit_platt(
             break
     a_std, b_std = float(w[0]), float(w[1])
     return a_std / sd, b_std - a_std * mu / sd
+
+
+def reliability_bins(
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 10, quantile: bool = False
+) -> list[dict[str, float]]:
+    """The reliability diagram's points: per non-empty bin, its bounds, size, mean predicted
+    probability and observed rate. Bins are expected_calibration_error's equal-width bins of
+    [0, 1], or with `quantile` n_bins bins of equal size by predicted probability (at a CTR of
+    0.4% every prediction falls into the first equal-width bin)."""
+    y, p = _check_pair(labels, probs, "probs")
+    p = np.clip(p, 0.0, 1.0)
+    if quantile:
+        order = np.argsort(p, kind="stable")
+        bins = np.empty(p.size, dtype=np.int64)
+        bins[order] = np.arange(p.size) * n_bins // p.size
+    else:
+        bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    out = []
+    for b in np.unique(bins):
+        m = bins == b
+        lo, hi = (
+            (float(p[m].min()), float(p[m].max())) if quantile else (b / n_bins, (b + 1) / n_bins)
+        )
+        out.append({
+            "lo": lo, "hi": hi, "count": int(m.sum()),
+            "mean_predicted": float(p[m].mean()), "observed": float(y[m].mean()),
+        })  # fmt: skip
+    return out
+
+
+def auc_interval(
+    labels: np.ndarray, scores: np.ndarray, n_boot: int = 200, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval (2.5th, 97.5th percentile over n_boot resamples of the rows) of
+    the AUC: how far a small test set lets the AUC be trusted. Resamples with one class only
+    are redrawn."""
+    y, s = _check_pair(labels, scores, "scores")
+    rng = np.random.default_rng(seed)
+    values: list[float] = []
+    while len(values) < n_boot:
+        idx = rng.integers(0, y.size, y.size)
+        if 0 < y[idx].sum() < y.size:
+            values.append(auc(y[idx], s[idx]))
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

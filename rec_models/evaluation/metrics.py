@@ -10,16 +10,19 @@ from rec_models.evaluation.beyond_accuracy import catalog_coverage, intra_list_d
 from rec_models.evaluation.ctr import (
     apply_platt,
     auc,
+    auc_interval,
     ctr_metrics,
     expected_calibration_error,
     fit_platt,
     logloss,
+    reliability_bins,
 )
 from rec_models.evaluation.ranking import ranking_metrics, topk_from_scores
 
 __all__ = [
     "apply_platt",
     "auc",
+    "auc_interval",
     "catalog_coverage",
     "ctr_metrics",
     "expected_calibration_error",
@@ -28,5 +31,6 @@ __all__ = [
     "logloss",
     "novelty",
     "ranking_metrics",
+    "reliability_bins",
     "topk_from_scores",
 ]

@@ -1,9 +1,13 @@
 """Write the evaluation results as metrics.json and a human-readable report.md.
 
-metrics schema: {"dataset": str,
+metrics schema: {"dataset": str, "rows": "impressions" | "interactions",
                  "protocols": {protocol: {model: {"ndcg@10": float, ...}}},
-                 "ctr": {model: {"auc", "logloss", "ece", "mean_predicted_ctr", "observed_ctr"}},
+                 "ctr": {model: {"auc", "logloss", "ece", "mean_predicted_ctr", "observed_ctr",
+                                 ["auc_ci95": [lo, hi]]}},
+                 ["cvr": like ctr], ["impression_ranking": {model: {"ndcg@10", ...}}],
+                 ["reliability": {model: [{"lo", "hi", "count", "mean_predicted", "observed"}]}],
                  "beyond_accuracy": {model: {"coverage", "diversity", "novelty"}},
+                 "evaluations": {name: what it measures}, "skipped": {name: why},
                  "meta": {...free-form...}}
 Non-finite floats are written as null in JSON and as "-" in Markdown.
 """
@@ -45,6 +49,8 @@ def _format_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, float | np.floating):
         return f"{float(value):.4f}" if math.isfinite(value) else "-"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
     return str(value)
 
 
@@ -103,15 +109,36 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+CTR_COLUMNS = ["auc", "auc_ci95", "logloss", "ece", "mean_predicted_ctr", "observed_ctr"]
+
+
+def _notes(metrics: Mapping[str, Any]) -> str:
+    lines = [f"- `{name}`: {note}" for name, note in metrics.get("evaluations", {}).items()]
+    skipped = [f"- `{name}`: {why}" for name, why in metrics.get("skipped", {}).items()]
+    text = "## Evaluations\n\n" + "\n".join(lines) + "\n" if lines else ""
+    return text + ("\n## Skipped\n\n" + "\n".join(skipped) + "\n" if skipped else "")
+
+
 def render_report(metrics: Mapping[str, Any]) -> str:
     """The report.md text for a metrics dict (see the module docstring for the schema)."""
     parts = [f"# Evaluation report: {metrics.get('dataset', 'unknown dataset')}\n"]
+    if metrics.get("rows"):
+        parts.append(f"Rows read as: {metrics['rows']}.\n")
+    if metrics.get("evaluations") or metrics.get("skipped"):
+        parts.append(_notes(metrics))
     for protocol, models in metrics.get("protocols", {}).items():
         parts.append(f"## Ranking, protocol `{protocol}`\n\n{format_table(models)}")
-        if protocol == REFERENCE_PROTOCOL:
+        if protocol == REFERENCE_PROTOCOL and metrics.get("rows", "interactions") == "interactions":
             parts.append(f"### {REFERENCE_TITLE}\n\n{_reference_table(models)}")
-    if metrics.get("ctr"):
-        parts.append(f"## CTR and calibration\n\n{format_table(metrics['ctr'])}")
+    for key, title in (("ctr", "CTR and calibration"), ("cvr", "CVR (held-out clicks)")):
+        if metrics.get(key):
+            columns = [c for c in CTR_COLUMNS if any(c in r for r in metrics[key].values())]
+            parts.append(f"## {title}\n\n{format_table(metrics[key], columns)}")
+    if metrics.get("reliability"):
+        parts.append("![reliability](reliability.png)\n")
+    if metrics.get("impression_ranking"):
+        table = format_table(metrics["impression_ranking"])
+        parts.append(f"## Ranking among each user's held-out impressions\n\n{table}")
     if metrics.get("beyond_accuracy"):
         parts.append(f"## Beyond accuracy\n\n{format_table(metrics['beyond_accuracy'])}")
     if metrics.get("meta"):
@@ -156,5 +183,12 @@ def print_summary(metrics: Mapping[str, Any]) -> None:
         return
     print(f"{metrics.get('dataset', '')} - protocol {REFERENCE_PROTOCOL}")
     print(format_table(models))
-    print(REFERENCE_TITLE)
-    print(_reference_table(models))
+    if metrics.get("rows", "interactions") == "interactions":
+        print(REFERENCE_TITLE)
+        print(_reference_table(models))
+    if metrics.get("ctr"):
+        print("CTR")
+        columns = [c for c in CTR_COLUMNS if any(c in r for r in metrics["ctr"].values())]
+        print(format_table(metrics["ctr"], columns))
+    for name, why in metrics.get("skipped", {}).items():
+        print(f"skipped {name}: {why}")

@@ -5,6 +5,9 @@ u = normalize(g([q; sum_j a_j h_j])). Item tower: v = normalize(f_i(item_emb)).
 Score = cos(u, v). Trained with a softmax over the training catalog on held-out interactions:
 each user's training interactions are cut into folds; a fold's items are targets while the profile
 text and the history come from the other folds, so the model never sees its target in its input.
+On an impression log the softmax also sees what was shown: each of the user's shown-but-not-clicked
+ads counts `shown_weight` times in the denominator (a logged negative, beside the catalog's), and
+a positive's loss is weighted by its TrainData weight (a conversion above a click).
 """
 
 from __future__ import annotations
@@ -72,6 +75,22 @@ def recent_history(
         if len(seq):
             hist[u, -len(seq) :] = seq
     return hist
+
+
+def shown_bias(
+    indptr: np.ndarray, shown: np.ndarray, users: np.ndarray, target: Any, n: int, value: float
+) -> Any:
+    """(B, N) torch tensor: `value` (log shown_weight) at each batch user's shown-but-not-clicked
+    items, 0 elsewhere and at the target (an ad clicked once stays a positive there)."""
+    import torch
+
+    counts = indptr[users + 1] - indptr[users]  # (B,)
+    rows = np.repeat(np.arange(len(users)), counts)
+    cols = shown[np.concatenate([np.arange(indptr[u], indptr[u + 1]) for u in users])]
+    bias = torch.zeros(len(users), n)
+    bias[torch.as_tensor(rows), torch.as_tensor(cols)] = value
+    bias[torch.arange(len(users)), target] = 0.0
+    return bias
 
 
 class AttentionRecommender(Recommender):
@@ -142,16 +161,20 @@ class AttentionRecommender(Recommender):
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         item_emb = torch.as_tensor(data.item_emb)
         item_emb_padded = torch.cat([item_emb, torch.zeros(1, d_text)])  # index -1 -> zero row
-        known = torch.zeros(data.n_items, dtype=torch.bool)
-        known[torch.as_tensor(np.asarray(data.items))] = True
+        known = torch.as_tensor(data.warm_items())  # clicked or shown in training
+        shown_ptr, shown_items = data.shown_by_user()
+        log_shown = float(np.log(cfg.shown_weight)) if len(shown_items) else 0.0
+        weights = None if data.weights is None else torch.as_tensor(data.weights)
         examples = [(f, np.nonzero(m)[0]) for f, (m, _, _) in enumerate(folds)]
         fold_prof = [torch.as_tensor(p) for _, p, _ in folds]
         fold_hist = [torch.as_tensor(h) for _, _, h in folds]
         for _ in tqdm(range(cfg.epochs), desc="attention", disable=not progress, unit="epoch"):
             for f, rows in examples:
                 perm = rng.permutation(rows)
-                for s in range(0, len(perm), cfg.batch_size):
-                    b = perm[s : s + cfg.batch_size]
+                # a small log still gets min_batches steps per fold and epoch (MovieLens: 1024)
+                size = min(cfg.batch_size, max(32, -(-len(rows) // cfg.min_batches)))
+                for s in range(0, len(perm), size):
+                    b = perm[s : s + size]
                     u = torch.as_tensor(data.users[b])
                     target = torch.as_tensor(data.items[b])
                     hist = fold_hist[f][u]  # (B, L)
@@ -163,7 +186,14 @@ class AttentionRecommender(Recommender):
                     items = torch.nn.functional.normalize(projected[:-1], dim=-1)  # (N, dim)
                     logits = (user @ items.T) / cfg.temperature
                     logits = logits.masked_fill(~known, -1e4)
-                    loss = torch.nn.functional.cross_entropy(logits, target)
+                    if log_shown:  # logged negatives weigh shown_weight in the denominator
+                        logits = logits + shown_bias(shown_ptr, shown_items, data.users[b],
+                                                     target, data.n_items, log_shown)  # fmt: skip
+                    if weights is None:
+                        loss = torch.nn.functional.cross_entropy(logits, target)
+                    else:
+                        per = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+                        loss = (per * weights[b]).sum() / weights[b].sum()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

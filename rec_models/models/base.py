@@ -36,9 +36,13 @@ class DivergedError(RuntimeError):
 class TrainData:
     """Interactions in index space (users 0..n_users-1, items 0..n_items-1) plus text features.
 
-    users, items: (nnz,) int64; ratings: (nnz,) float32; timestamps: (nnz,) int64.
+    users, items: (nnz,) int64; ratings: (nnz,) float32; timestamps: (nnz,) int64: the positives
+    (clicks, conversions; every row of an "interactions" dataset), what models fit on.
     item_emb: (n_items, d) L2-normalised item text embeddings (the whole catalog, cold items too).
-    encode_profiles: builds (n_users, d) profile embeddings from a subset of interactions.
+    encode_profiles: builds (n_users, d) profile embeddings from a subset of the positives.
+    weights: (nnz,) float32 confidence of each positive (a conversion > a click); None = all 1.
+    shown_users, shown_items: (n_shown,) int64 impressions shown but not clicked, the logged
+    negatives; None when the log has none.
     """
 
     n_users: int
@@ -50,6 +54,9 @@ class TrainData:
     item_emb: np.ndarray | None = None
     encode_profiles: ProfileEncoder | None = None
     positive_threshold: float = 4.0
+    weights: np.ndarray | None = None
+    shown_users: np.ndarray | None = None
+    shown_items: np.ndarray | None = None
 
     def seen(self) -> list[np.ndarray]:
         """Per user, the item indices interacted with (for exclude_seen)."""
@@ -59,9 +66,26 @@ class TrainData:
         return [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
 
     def item_counts(self) -> np.ndarray:
+        """(n_items,) positives per item (popularity by clicks, not by impressions)."""
         return np.bincount(self.items, minlength=self.n_items)
 
+    def warm_items(self) -> np.ndarray:
+        """(n_items,) bool: items with any training row, clicked or only shown."""
+        warm = self.item_counts() > 0
+        if self.shown_items is not None:
+            warm[self.shown_items] = True
+        return warm
+
+    def shown_by_user(self) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr (n_users + 1,), items) of each user's shown-but-not-clicked items (CSR)."""
+        if self.shown_users is None or self.shown_items is None:
+            return np.zeros(self.n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        order = np.argsort(self.shown_users, kind="stable")
+        indptr = np.searchsorted(self.shown_users[order], np.arange(self.n_users + 1))
+        return indptr.astype(np.int64), self.shown_items[order].astype(np.int64)
+
     def subset(self, mask: np.ndarray) -> TrainData:
+        """The positives in `mask` (nnz,), with every shown negative kept."""
         return TrainData(
             self.n_users,
             self.n_items,
@@ -72,6 +96,9 @@ class TrainData:
             self.item_emb,
             self.encode_profiles,
             self.positive_threshold,
+            None if self.weights is None else self.weights[mask],
+            self.shown_users,
+            self.shown_items,
         )
 
 

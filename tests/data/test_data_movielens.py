@@ -9,8 +9,8 @@ import pytest
 
 from rec_models.config import ROOT, DataConfig
 from rec_models.data import load_dataset
+from rec_models.data.custom import load_custom, save_canonical
 from rec_models.data.movielens import fetch_movielens_100k, load_movielens_100k, main
-from rec_models.data.schema import load_custom, save_canonical
 
 HEADERS = {
     "inter": "user_id:token\titem_id:token\trating:float\ttimestamp:float",
@@ -51,8 +51,17 @@ def test_counts_and_types(ml) -> None:
     assert list(ml.users.columns) == ["user_id", "age", "gender", "occupation", "zip"]
     assert list(ml.items.columns) == ["item_id", "title", "year", "genres"]
     inter = ml.interactions
-    assert [str(inter[c].dtype) for c in inter] == ["int64", "int64", "float64", "int64"]
+    assert [str(inter[c].dtype) for c in inter] == [
+        "int64", "int64", "float64", "int64", "bool", "bool"
+    ]  # fmt: skip
     assert set(inter["rating"].unique()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert inter["click"].all() and not inter["conversion"].any()  # its preset: every rating
+
+
+def test_movielens_read_as_impressions(ml_path: Path) -> None:
+    ds = load_dataset(DataConfig(path=str(ml_path), rows="impressions"))
+    liked = ds.interactions["rating"] >= 4
+    assert (ds.interactions["click"] == liked).all() and 0.5 < liked.mean() < 0.6
 
 
 def test_file_order_and_mapping(ml) -> None:
@@ -72,7 +81,7 @@ def test_file_order_and_mapping(ml) -> None:
 def test_load_dataset_and_round_trip(ml, ml_path: Path, tmp_path: Path) -> None:
     ds = load_dataset(DataConfig(source="movielens", path=str(ml_path)))
     pd.testing.assert_frame_equal(ds.interactions, ml.interactions)
-    back = load_custom(save_canonical(ml, tmp_path / "ml"))
+    back = load_custom(save_canonical(ml, tmp_path / "ml"), rows="interactions")
     for kind in ("users", "items", "interactions"):
         pd.testing.assert_frame_equal(getattr(back, kind), getattr(ml, kind))
     with pytest.raises(FileNotFoundError, match="make data"):

@@ -10,13 +10,8 @@ import pytest
 
 from rec_models.config import DataConfig
 from rec_models.data import load_dataset
-from rec_models.data.schema import (
-    Dataset,
-    DataValidationError,
-    load_custom,
-    save_canonical,
-    validate_dataset,
-)
+from rec_models.data.custom import load_custom, save_canonical
+from rec_models.data.schema import Dataset, DataValidationError, validate_dataset
 
 USERS = """user_id,age,gender,occupation,zip
 1,24,M,technician,85711
@@ -142,19 +137,26 @@ def test_happy_path_types_and_defaults(tmp_path: Path) -> None:
     assert ds.name == "shop"
     assert list(ds.users.columns) == ["user_id", "age", "gender", "occupation", "zip"]
     assert list(ds.items.columns) == ["item_id", "title", "year", "genres"]
-    assert list(ds.interactions.columns) == ["user_id", "item_id", "rating", "timestamp"]
+    assert list(ds.interactions.columns) == [
+        "user_id", "item_id", "rating", "timestamp", "click", "conversion"
+    ]  # fmt: skip
     assert ds.users["user_id"].dtype == np.int64 and ds.items["item_id"].dtype == np.int64
     assert ds.items["year"].dtype == "Int64"
     assert ds.items["year"].isna().tolist() == [False, False, True]
     assert ds.items["title"].tolist() == ["Toy Story", "Heat, The", "Alien"]
     inter = ds.interactions
-    assert [str(inter[c].dtype) for c in inter] == ["int64", "int64", "float64", "int64"]
+    assert [str(inter[c].dtype) for c in inter] == [
+        "int64", "int64", "float64", "int64", "bool", "bool"
+    ]  # fmt: skip
     assert inter["timestamp"].tolist() == [881250949, 1577836800, 881250950]  # ISO-8601 mixed in
+    assert inter["click"].tolist() == [True, False, True]  # rating >= positive_threshold 4
+    assert not inter["conversion"].any()
     assert 3 in ds.users["user_id"].tolist()  # a user without interactions is fine
 
     (tmp_path / "shop" / "interactions.csv").write_text("user_id,item_id\n2,10\n1,30\n")
     inter = load_custom(tmp_path / "shop").interactions
     assert inter["rating"].tolist() == [1.0, 1.0] and inter["timestamp"].tolist() == [0, 1]
+    assert inter["click"].all()  # no outcome column: a log of clicks
 
 
 def test_save_canonical_round_trip_is_atomic(tmp_path: Path) -> None:
@@ -191,6 +193,7 @@ def test_validate_dataset_any_frames() -> None:
     out = validate_dataset(ds)
     assert out.users["user_id"].tolist() == [1, 2] and out.items["item_id"].dtype == np.int64
     assert out.interactions["rating"].dtype == np.float64
+    assert out.interactions["click"].tolist() == [True]  # no flags: every row a click
     ds.interactions = ds.interactions.drop(columns="timestamp")
     with pytest.raises(DataValidationError, match="column 'timestamp'"):
         validate_dataset(ds)
@@ -199,5 +202,5 @@ def test_validate_dataset_any_frames() -> None:
 def test_load_dataset_dispatch(tmp_path: Path) -> None:
     ds = load_dataset(DataConfig(source="custom", path=str(write(tmp_path / "c"))))
     assert len(ds.interactions) == 3
-    with pytest.raises(ValueError, match="movielens, custom"):
+    with pytest.raises(ValueError, match="movielens, obd, synthetic, custom"):
         load_dataset(DataConfig(source="kaggle"))

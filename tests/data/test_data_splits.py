@@ -9,9 +9,11 @@ import pytest
 from rec_models.data.splits import (
     PROTOCOLS,
     cold_start_split,
+    cold_user_split,
     make_split,
     python_stratified_split,
     temporal_split,
+    time_split,
     validation_split,
 )
 
@@ -119,7 +121,27 @@ def test_make_split_protocols() -> None:
         split = make_split(name, df, seed=42)
         assert split.name == name and len(split.train) + len(split.test) == len(df)
         assert (split.cold_items is not None) == (name == "cold_start")
-    with pytest.raises(ValueError, match="recommenders, temporal, cold_start"):
+        assert (split.cold_users is not None) == (name == "cold_user")
+    with pytest.raises(ValueError, match="recommenders, temporal, cold_start, cold_user"):
         make_split("random", df)
     with pytest.raises(ValueError, match="between 0 and 1"):
         python_stratified_split(df, ratio=1.0)
+
+
+def test_cold_user_split() -> None:
+    df = frame(n_users=200, seed=3)
+    train, test, cold = cold_user_split(df, user_ratio=0.2, seed=42)
+    users = df["user_id"].unique()
+    assert len(cold) == round(0.2 * len(users)) and set(cold) <= set(users)
+    assert not train["user_id"].isin(cold).any() and test["user_id"].isin(cold).all()
+    assert len(train) + len(test) == len(df)
+    split = make_split("cold_user", df, seed=42)
+    assert np.array_equal(split.cold_users, cold) and split.cold_items is None
+
+
+def test_time_split_is_global_and_time_ordered() -> None:
+    df = pd.DataFrame({"user_id": [1, 2, 1, 2, 3], "item_id": [1, 2, 3, 4, 5],
+                       "timestamp": [50, 10, 40, 30, 50]})  # fmt: skip
+    train, test = time_split(df, 0.4)
+    assert train["timestamp"].tolist() == [10, 30, 40]  # every user's earlier rows
+    assert test["item_id"].tolist() == [1, 5]  # ties at 50: file order

@@ -10,6 +10,7 @@ import pytest
 from rec_models.evaluation.metrics import (
     apply_platt,
     auc,
+    auc_interval,
     catalog_coverage,
     ctr_metrics,
     expected_calibration_error,
@@ -18,6 +19,7 @@ from rec_models.evaluation.metrics import (
     logloss,
     novelty,
     ranking_metrics,
+    reliability_bins,
     topk_from_scores,
 )
 
@@ -232,3 +234,40 @@ def test_topk_matches_full_sort() -> None:
 def test_topk_rejects_nan() -> None:
     with pytest.raises(ValueError, match="NaN"):
         topk_from_scores(np.array([[0.1, np.nan]]), 1)
+
+
+# ---------------------------------------------------------------- calibration of the CTR view
+
+
+def test_reliability_bins_hand_values() -> None:
+    labels = np.array([0, 1, 0, 1, 1])
+    probs = np.array([0.05, 0.15, 0.12, 0.95, 1.0])
+    bins = reliability_bins(labels, probs, n_bins=10)
+    assert [(b["lo"], b["hi"], b["count"]) for b in bins] == [(0.0, 0.1, 1), (0.1, 0.2, 2),
+                                                              (0.9, 1.0, 2)]  # fmt: skip
+    assert bins[1]["mean_predicted"] == pytest.approx(0.135) and bins[1]["observed"] == 0.5
+    assert bins[2]["observed"] == 1.0  # 1.0 falls in the last bin
+    # the bins are ECE's: size-weighted |observed - predicted|
+    ece = sum(b["count"] * abs(b["observed"] - b["mean_predicted"]) for b in bins) / 5
+    assert ece == pytest.approx(expected_calibration_error(labels, probs, 10))
+    # equal-size bins by predicted probability: 2, 2 and 1 rows of the sorted predictions
+    even = reliability_bins(labels, probs, n_bins=3, quantile=True)
+    assert [b["count"] for b in even] == [2, 2, 1]
+    assert [b["observed"] for b in even] == [0.0, 1.0, 1.0]
+    assert even[0]["lo"] == 0.05 and even[0]["hi"] == 0.12
+
+
+def test_auc_interval_brackets_the_auc_and_shrinks_with_data() -> None:
+    rng = np.random.default_rng(0)
+
+    def width(n: int) -> tuple[float, float, float]:
+        y = rng.random(n) < 0.3
+        s = y + rng.normal(0, 1.0, n)
+        lo, hi = auc_interval(y, s, n_boot=200, seed=1)
+        return lo, auc(y, s), hi
+
+    lo, mid, hi = width(200)
+    assert lo < mid < hi
+    lo2, _, hi2 = width(5000)
+    assert hi2 - lo2 < (hi - lo) / 3  # about 1/sqrt(25) of the width
+    assert auc_interval([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], n_boot=50) == (1.0, 1.0)

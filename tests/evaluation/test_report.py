@@ -145,3 +145,26 @@ def test_print_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert "| SAR | 0.3800 | - |" in out
     print_summary({"dataset": "x", "protocols": {}})
     assert "no 'recommenders' protocol" in capsys.readouterr().out
+
+
+def test_click_log_report_names_evaluations_and_skips(tmp_path: Path) -> None:
+    metrics = {
+        "dataset": "ads",
+        "rows": "impressions",
+        "protocols": {"recommenders": {"mf": _ranking(0.3)}},
+        "ctr": {"mf": {"auc": 0.71, "auc_ci95": [0.65, 0.77], "logloss": 0.3, "l2": 0.01}},
+        "reliability": {
+            "mf": [{"lo": 0.0, "hi": 0.1, "count": 9, "mean_predicted": 0.05, "observed": 0.04}]
+        },
+        "impression_ranking": {"mf": {"ndcg@10": 0.6}},
+        "evaluations": {"ctr_impressions": "time-ordered held-out impressions"},
+        "skipped": {"cvr": "no conversions in the log"},
+    }
+    write_report(metrics, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Rows read as: impressions." in md
+    assert "- `ctr_impressions`: time-ordered held-out impressions" in md
+    assert "## Skipped" in md and "- `cvr`: no conversions in the log" in md
+    assert "| mf | 0.7100 | [0.6500, 0.7700] | 0.3000 |" in md  # the l2 is not a CTR column
+    assert "![reliability](reliability.png)" in md and "held-out impressions" in md
+    assert "Published references" not in md  # MovieLens' references only for its reading

@@ -10,7 +10,8 @@ import pytest
 
 from rec_models.config import DataConfig, TrainConfig
 from rec_models.data import load_dataset
-from rec_models.data.schema import Dataset, save_canonical
+from rec_models.data.custom import save_canonical
+from rec_models.data.schema import Dataset
 from rec_models.train import train
 
 N_USERS, N_ITEMS = 120, 300
@@ -29,7 +30,8 @@ def subset_config(tmp_path_factory) -> TrainConfig:
     root = tmp_path_factory.mktemp("e2e")
     save_canonical(Dataset("ml-subset", users, items, inter), root / "data")
     cfg = TrainConfig(artifacts_dir=str(root / "artifacts"))
-    cfg.data = DataConfig(source="custom", path=str(root / "data"))
+    # a ratings log: every rating an interaction, rated >= 4 liked (MovieLens' own reading)
+    cfg.data = DataConfig(source="custom", path=str(root / "data"), rows="interactions")
     cfg.mf.factors, cfg.mf.epochs = 32, 4
     cfg.attention.epochs, cfg.attention.dim = 2, 32
     cfg.hybrid.alphas = [0.0, 0.5, 1.0]
@@ -50,6 +52,9 @@ def test_writes_metrics_report_models_and_texts(report, subset_config):
         assert 0.0 <= saved["protocols"]["recommenders"][model]["ndcg@10"] <= 1.0
     assert set(saved["ctr"]) == {"mf", "attention", "hybrid"}
     assert 0.5 < saved["ctr"]["hybrid"]["auc"] <= 1.0
+    assert saved["rows"] == "interactions" and "ctr_sampled" in saved["evaluations"]
+    assert saved["skipped"]["cvr"] and saved["skipped"]["cold_user"] == "not in train.protocols"
+    assert (out / "reliability.png").is_file()
     assert {"coverage", "diversity", "novelty"} <= set(saved["beyond_accuracy"]["hybrid"])
     assert "| hybrid |" in (out / "report.md").read_text()
     for protocol in ("recommenders", "temporal", "cold_start", "serving"):
