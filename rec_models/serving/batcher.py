@@ -1,14 +1,19 @@
 """Adaptive micro-batching of concurrent requests into one call of a batch function.
 
-Each request brings a list of items (the texts of one inference request). Requests that arrive
-while a batch is computing wait in a queue; the moment the function is free, everything queued
-(up to `max_batch_size` items) goes as the next batch. An idle batcher dispatches at once, so a
-lone client pays no waiting time, and the batch size follows the load: ~1 for one client, ~the
-number of clients under concurrency. As with BentoML's batching, a request that has waited longer
-than `max_latency_ms` in the queue is refused (`BatcherOverloadedError`) instead of growing the
-backlog. Requests are never split: one larger than `max_batch_size` runs as a batch of its own.
+Each request brings a list of items (the texts of one call). Requests that arrive while a batch
+is computing wait in a queue; the moment the function is free, the oldest request and every
+queued request of the same length bucket (up to `max_batch_size` items) go as the next batch. An
+idle batcher dispatches at once, so a lone client waits for no batch window, and the batch size
+follows the load: ~1 for one client, ~the number of clients under concurrency. Grouping by
+length keeps padding small: a 20-token /embed text never pads to a 120-token cold profile.
 
-`stats()` counts the batches by size (what the gRPC server reports as ModelStatistics.batch_stats).
+Shedding, never a hang: a request that would take the queue past `max_queue` items is refused at
+once, and one that has waited longer than `max_latency_ms` is refused when its turn comes (both
+`OverloadedError`: 503 + Retry-After over HTTP, RESOURCE_EXHAUSTED over gRPC). Requests are never
+split: one larger than `max_batch_size` runs as a batch of its own.
+
+`stats()` counts the batches by size (gRPC ModelStatistics.batch_stats); `metrics` (optional)
+receives every batch size, queue wait and queue depth (the Prometheus series of /metrics).
 """
 
 from __future__ import annotations
@@ -19,17 +24,27 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+
+from rec_models.serving.errors import OverloadedError
 
 T = TypeVar("T")
 
 BatchFn = Callable[[list[T]], np.ndarray]  # items (n,) -> results (n, ...)
 
 
-class BatcherOverloadedError(RuntimeError):
-    """A request waited in the queue longer than `max_latency_ms`."""
+class BatchMetrics(Protocol):
+    def batch(self, size: int, seconds: float) -> None: ...
+    def waited(self, seconds: float) -> None: ...
+    def depth(self, items: int) -> None: ...
+
+
+def char_bucket(text: Any) -> int:
+    """Length bucket of a text by characters (~4 per word piece): <64, <128, <256, <512, more.
+    Counting characters costs nothing; tokenizing twice would."""
+    return min(max(len(text), 1).bit_length(), 10) if isinstance(text, str) else 0
 
 
 @dataclass
@@ -39,11 +54,13 @@ class BatchStats:
     by_size: Counter[int] = field(default_factory=Counter)  # batch size -> number of batches
     ns_by_size: Counter[int] = field(default_factory=Counter)  # batch size -> total compute ns
     last_ms: int = 0  # unix time of the last batch, milliseconds
+    refused: int = 0  # requests shed (queue full or waited too long)
 
 
 @dataclass
 class _Pending(Generic[T]):
     items: list[T]
+    bucket: int
     future: asyncio.Future[np.ndarray]
     queued_at: float
 
@@ -52,7 +69,13 @@ class MicroBatcher(Generic[T]):
     """`await batcher.submit(items)` -> the rows of `fn(batch)` that belong to `items`."""
 
     def __init__(
-        self, fn: BatchFn, max_batch_size: int = 64, max_latency_ms: float = 10_000
+        self,
+        fn: BatchFn,
+        max_batch_size: int = 64,
+        max_latency_ms: float = 5000,
+        max_queue: int | None = None,
+        bucket: Callable[[T], int] = char_bucket,
+        metrics: BatchMetrics | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -61,28 +84,49 @@ class MicroBatcher(Generic[T]):
         self.fn = fn
         self.max_batch_size = max_batch_size
         self.max_latency_ms = max_latency_ms
+        self.max_queue = max_queue if max_queue is not None else 8 * max_batch_size
+        if self.max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {self.max_queue}")
+        self.bucket, self.metrics = bucket, metrics
         self._queue: list[_Pending[T]] = []
+        self._queued_items = 0
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batcher")
         self._stats = BatchStats()
 
+    @property
+    def queued(self) -> int:
+        """Items waiting (not counting the batch that is running)."""
+        return self._queued_items
+
     async def submit(self, items: Sequence[T]) -> np.ndarray:
         if not items:
             raise ValueError("submit() needs at least one item")
+        if self._queued_items and self._queued_items + len(items) > self.max_queue:
+            self._stats.refused += 1
+            raise OverloadedError(
+                f"the encoder queue is full ({self._queued_items} texts waiting, "
+                f"limit {self.max_queue}); retry shortly"
+            )
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._run(), name="micro-batcher")
-        pending = _Pending(list(items), loop.create_future(), time.monotonic())
+        items = list(items)
+        pending = _Pending(items, self.bucket(items[0]), loop.create_future(), time.monotonic())
         self._queue.append(pending)
+        self._queued_items += len(items)
+        self._report_depth()
         assert self._wakeup is not None
         self._wakeup.set()
         return await pending.future
 
     def stats(self) -> BatchStats:
         s = self._stats
-        return BatchStats(s.batches, s.items, Counter(s.by_size), Counter(s.ns_by_size), s.last_ms)
+        return BatchStats(
+            s.batches, s.items, Counter(s.by_size), Counter(s.ns_by_size), s.last_ms, s.refused
+        )
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -90,34 +134,48 @@ class MicroBatcher(Generic[T]):
             await asyncio.gather(self._worker, return_exceptions=True)
         for pending in self._queue:
             if not pending.future.done():
-                pending.future.set_exception(BatcherOverloadedError("the batcher is shutting down"))
+                pending.future.set_exception(OverloadedError("the service is shutting down"))
         self._queue.clear()
+        self._queued_items = 0
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def _report_depth(self) -> None:
+        if self.metrics is not None:
+            self.metrics.depth(self._queued_items)
+
     def _take_batch(self) -> list[_Pending[T]]:
-        """The oldest requests that fit in one batch (at least one); refuses the overdue ones."""
+        """The oldest live request and the queued ones of its bucket that fit in one batch."""
         now, limit = time.monotonic(), self.max_latency_ms / 1000
         batch: list[_Pending[T]] = []
-        size = 0
-        while self._queue:
-            head = self._queue[0]
-            if head.future.cancelled():  # the client went away
-                self._queue.pop(0)
+        keep: list[_Pending[T]] = []
+        size, bucket = 0, None
+        for pending in self._queue:
+            if pending.future.cancelled():  # the client went away
+                self._queued_items -= len(pending.items)
                 continue
-            if now - head.queued_at > limit:
-                self._queue.pop(0)
-                waited = (now - head.queued_at) * 1000
-                head.future.set_exception(
-                    BatcherOverloadedError(
-                        f"overloaded: waited {waited:.0f} ms in the batch queue "
-                        f"(max_latency_ms={self.max_latency_ms:g})"
+            if now - pending.queued_at > limit:
+                self._queued_items -= len(pending.items)
+                self._stats.refused += 1
+                waited = (now - pending.queued_at) * 1000
+                pending.future.set_exception(
+                    OverloadedError(
+                        f"overloaded: waited {waited:.0f} ms in the encoder queue "
+                        f"(max_latency_ms={self.max_latency_ms:g}); retry shortly"
                     )
                 )
                 continue
-            if batch and size + len(head.items) > self.max_batch_size:
-                break
-            batch.append(self._queue.pop(0))
-            size += len(head.items)
+            fits = not batch or size + len(pending.items) <= self.max_batch_size
+            if fits and (bucket is None or pending.bucket == bucket):
+                bucket = pending.bucket
+                batch.append(pending)
+                size += len(pending.items)
+                self._queued_items -= len(pending.items)
+                if self.metrics is not None:
+                    self.metrics.waited(now - pending.queued_at)
+            else:
+                keep.append(pending)
+        self._queue = keep
+        self._report_depth()
         return batch
 
     async def _run(self) -> None:
@@ -152,6 +210,8 @@ class MicroBatcher(Generic[T]):
         s.by_size[len(items)] += 1
         s.ns_by_size[len(items)] += elapsed
         s.last_ms = int(time.time() * 1000)
+        if self.metrics is not None:
+            self.metrics.batch(len(items), elapsed / 1e9)
         offset = 0
         for pending in batch:
             n = len(pending.items)

@@ -1,14 +1,18 @@
-"""Errors of the serving runtime, each naming the request field at fault.
+"""The one error type of the serving path: each names the request field (or tensor) at fault and
+carries both its HTTP status and its gRPC status code.
 
-The runtime raises them; the HTTP service (and the gRPC server) map them to a status code and a
-JSON body shaped like BentoML's own validation errors, so a client parses one format:
+The core and the runtime raise them; each transport maps them in one place: the native JSON
+routes to a body shaped like BentoML's own validation errors (so a client parses one format),
 
     {"error": "user_id: unknown user_id 99999",
      "detail": [{"loc": ["user_id"], "msg": "unknown user_id 99999", "type": "unknown_id"}]}
 
-Status codes: 400 for a malformed or inconsistent request (BentoML answers its Pydantic
-validation errors with 400 too), 404 for ids the catalog does not hold, 413 for a body over the
-size limit, 503 while the models warm up or when the encoder sheds load (retry later).
+the v2 REST routes to {"error": message} with the status, gRPC to `context.abort(code)`.
+
+Status codes: 400 / INVALID_ARGUMENT for a malformed or inconsistent request (BentoML answers its
+Pydantic validation errors with 400 too), 404 / NOT_FOUND for ids the catalog does not hold (and
+unknown models), 413 for a body over the size limit, 503 / UNAVAILABLE while the models warm up,
+503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later).
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ Loc = tuple[str | int, ...]
 
 
 class ServingError(Exception):
-    """A request the runtime cannot answer; `status` is the HTTP code, `errors` the detail list."""
+    """A request the service cannot answer; `status` is the HTTP code, `grpc_code` the name of
+    the grpc.StatusCode, `errors` the detail list [(loc, message)]."""
 
     status = 400
+    grpc_code = "INVALID_ARGUMENT"
     kind = "bad_request"
+    retry_after_s: int | None = None  # HTTP Retry-After on 503s
 
     def __init__(self, errors: Sequence[tuple[Loc, str]]) -> None:
         self.errors = [(tuple(loc), msg) for loc, msg in errors]
@@ -56,6 +63,7 @@ class UnknownIdError(ServingError, LookupError):
     """Ids the catalog does not hold; `values` and their `positions` in the request's list."""
 
     status = 404
+    grpc_code = "NOT_FOUND"
     kind = "unknown_id"
     MAX_REPORTED = 10
 
@@ -77,9 +85,33 @@ class UnknownIdError(ServingError, LookupError):
         super().__init__(errors)
 
 
+class ProtocolError(ServingError):
+    """An Open Inference Protocol error whose message names the tensor ("input 'TEXT': ...")."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([((), message)])
+
+
+class InvalidArgumentError(ProtocolError, ValueError):
+    pass
+
+
+class NotFoundError(ProtocolError, LookupError):
+    """An unknown model or version (v2 / gRPC)."""
+
+    status, grpc_code, kind = 404, "NOT_FOUND", "not_found"
+
+
+class UnavailableError(ProtocolError):
+    status, grpc_code, kind = 503, "UNAVAILABLE", "unavailable"
+    retry_after_s = 1
+
+
 class NotReadyError(ServingError):
     status = 503
+    grpc_code = "UNAVAILABLE"
     kind = "not_ready"
+    retry_after_s = 1
 
     def __init__(
         self, reason: str = "the models are still loading; retry when /readyz answers 200"
@@ -88,10 +120,13 @@ class NotReadyError(ServingError):
 
 
 class OverloadedError(ServingError):
-    """The encoder's batcher refused the request: it would have missed its latency deadline."""
+    """The encoder's queue is full, or the request waited in it past its deadline: shed now
+    rather than answered late (503 + Retry-After, RESOURCE_EXHAUSTED)."""
 
     status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
     kind = "overloaded"
+    retry_after_s = 1
 
     def __init__(self, reason: str = "the encoder is overloaded; retry shortly") -> None:
         super().__init__([((), reason)])

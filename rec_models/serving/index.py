@@ -1,6 +1,6 @@
 """Top-k by inner product over a catalog: exact (numpy) or approximate (faiss), one interface.
 
-`make_index(vectors)` picks `ExactIndex` below `ADREC_ANN_THRESHOLD` items (default 50,000) and
+`make_index(vectors)` picks `ExactIndex` below `ann_threshold` items (default 50,000) and
 `AnnIndex` from there on. Both answer `search(query, k, exclude, candidates)` with item rows and
 their exact inner products, best first (ties broken by the lower row). The ANN index only proposes
 candidates: it over-fetches `k + len(exclude)` of them (so exclusions never leave fewer than k),
@@ -10,7 +10,6 @@ A candidate subset (a few thousand rows at most) is always scored exactly.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
 import numpy as np
@@ -183,36 +182,15 @@ class AnnIndex:
         return out
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw.replace("_", ""))
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected an integer") from None
-
-
 def make_index(
     vectors: np.ndarray,
-    ann_threshold: int | None = None,
-    method: str | None = None,
+    ann_threshold: int = ANN_THRESHOLD,
+    method: str = "ivf",
     threads: int | None = None,
     **ann_options: Any,
 ) -> ExactIndex | AnnIndex:
-    """Exact below `ann_threshold` (env ADREC_ANN_THRESHOLD, default 50,000) items, else ANN.
-
-    ANN settings from the environment: ADREC_ANN_KIND (ivf|hnsw), ADREC_ANN_NPROBE,
-    ADREC_ANN_EF_SEARCH; explicit keyword arguments win.
-    """
-    threshold = (
-        ann_threshold
-        if ann_threshold is not None
-        else _env_int("ADREC_ANN_THRESHOLD", ANN_THRESHOLD)
-    )
-    if len(vectors) < threshold:
+    """Exact below `ann_threshold` items (the serving settings' ADREC_ANN_THRESHOLD), else an
+    ANN index of kind `method` (ivf | hnsw) with `ann_options` (nprobe, ef_search)."""
+    if len(vectors) < ann_threshold:
         return ExactIndex(vectors)
-    method = method or os.environ.get("ADREC_ANN_KIND", "").strip() or "ivf"
-    ann_options.setdefault("nprobe", _env_int("ADREC_ANN_NPROBE", 32))
-    ann_options.setdefault("ef_search", _env_int("ADREC_ANN_EF_SEARCH", 128))
     return AnnIndex(vectors, method=method, threads=threads, **ann_options)

@@ -1,40 +1,19 @@
-"""Start-up loading for the services: pick the runtime, fetch the verified models from the store.
-
-Environment: ADREC_DEVICE (auto | cpu | cuda), ADREC_ENCODER_VARIANT (fp32, opt, int8,
-distilled_int8, fp16; empty = chosen by select_runtime), ADREC_THREADS (ONNX Runtime intra-op
-threads; default all cores), ADREC_SCORER_TAG (default adrec-scorer:latest).
+"""Start-up loading for the serving core: pick the runtime, fetch the verified models from the
+store. Every choice comes from the `ServingSettings` passed in (device, encoder variant, scorer
+tag, threads, ANN options); nothing here reads the environment.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rec_models.serving.store import ENCODER_PREFIX, SCORER_NAME
+from rec_models.serving.settings import ServingSettings
+from rec_models.serving.store import ENCODER_PREFIX
 
 logger = logging.getLogger(__name__)
-SCORER_TAG = f"{SCORER_NAME}:latest"
-
-
-def env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def env_threads() -> int | None:
-    raw = env("ADREC_THREADS")
-    if raw is None:
-        return None
-    try:
-        threads = int(raw)
-    except ValueError:
-        raise ValueError(f"ADREC_THREADS={raw!r}: expected a positive integer") from None
-    if threads < 1:
-        raise ValueError(f"ADREC_THREADS={raw!r}: expected a positive integer")
-    return threads
 
 
 def published_variants() -> list[str]:
@@ -48,13 +27,13 @@ def published_variants() -> list[str]:
     )
 
 
-def choose_runtime(device: str | None = None, variant: str | None = None) -> Any:
-    """select_runtime over the published variants, from ADREC_DEVICE / ADREC_ENCODER_VARIANT."""
+def choose_runtime(settings: ServingSettings) -> Any:
+    """select_runtime over the published variants, for the settings' device and variant."""
     from rec_models.serving.providers import select_runtime
 
     return select_runtime(
-        device=device or env("ADREC_DEVICE"),
-        variant=variant or env("ADREC_ENCODER_VARIANT"),
+        device=settings.device,
+        variant=settings.encoder_variant or None,
         published_variants=published_variants(),
     )
 
@@ -84,16 +63,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def load_encoder(threads: int | None = None) -> tuple[Any, Any, dict[str, Any]]:
+def load_encoder(settings: ServingSettings) -> tuple[Any, Any, dict[str, Any]]:
     """(OnnxEncoder, RuntimeChoice, source) for the variant and provider select_runtime picks."""
     from rec_models.serving.onnx_encoder import OnnxEncoder
     from rec_models.serving.store import encoder_model_name
 
-    choice = choose_runtime()
+    choice = choose_runtime(settings)
     tag = f"{encoder_model_name(choice.variant)}:latest"
     folder, metadata = store_folder(tag)
     encoder = OnnxEncoder(
-        folder, providers=list(choice.provider_list), threads=threads or env_threads()
+        folder,
+        providers=list(choice.provider_list),
+        threads=settings.intra_op_threads,
+        spinning=settings.thread_spinning,
+        batch_size=settings.batch_max_size,
     )
     source = {"tag": metadata["tag"], "sha256_verified": True}
     logger.info(
@@ -113,15 +96,51 @@ def token_counter(tag: str) -> Callable[[str], int]:
     return lambda text: len(tokenizer.encode(text).ids)
 
 
-def load_runtime(encode: Callable[..., Any], encoder_tag: str, **kwargs: Any) -> Any:
+def load_runtime(encode: Callable[..., Any], encoder_tag: str, settings: ServingSettings) -> Any:
     """The RecommenderRuntime over the store's scorer bundle (sha256-verified)."""
     from rec_models.serving.runtime import RecommenderRuntime
 
-    tag = env("ADREC_SCORER_TAG") or SCORER_TAG
-    count_tokens = token_counter(encoder_tag)
-    kwargs.setdefault("threads", env_threads())
-    runtime = RecommenderRuntime.from_store(encode, tag=tag, count_tokens=count_tokens, **kwargs)
+    tag = settings.scorer_tag
+    ann = {
+        "ann_threshold": settings.ann_threshold,
+        "method": settings.ann_kind,
+        "nprobe": settings.ann_nprobe,
+        "ef_search": settings.ann_ef_search,
+    }
+    runtime = RecommenderRuntime.from_store(
+        encode,
+        tag=tag,
+        count_tokens=token_counter(encoder_tag),
+        threads=settings.intra_op_threads,
+        ann=ann,
+    )
     import bentoml
 
     runtime.source["tag"] = str(bentoml.models.get(tag).tag)  # name:version actually loaded
     return runtime
+
+
+def tag_version(tag: str) -> str:
+    """The version of a model store tag, resolving ':latest' through the store ('unknown' when
+    the store cannot say: metadata should not fail inference)."""
+    name, _, ver = tag.partition(":")
+    if ver and ver != "latest":
+        return ver
+    try:
+        import bentoml
+
+        return str(bentoml.models.get(f"{name}:latest").tag.version)
+    except Exception:
+        logger.warning("cannot resolve the version of model store tag %r", tag, exc_info=True)
+        return "unknown"
+
+
+def model_versions(encoder_variant: str, encoder_tag: str, runtime: Any) -> tuple[str, str]:
+    """The v2 model versions: "<variant>-<store version>" of the encoder and of the scorer
+    bundle (e.g. "int8-3xk2...", "hybrid-...")."""
+    scorer_tag = str(runtime.source.get("tag", "adrec-scorer:latest"))
+    scorer_variant = str(runtime.bundle.config.get("model", "hybrid"))
+    return (
+        f"{encoder_variant}-{tag_version(encoder_tag)}",
+        f"{scorer_variant}-{tag_version(scorer_tag)}",
+    )

@@ -3,6 +3,7 @@
 Pure logic over injected facts (available providers, whether a GPU is visible, which variants are
 published), so every branch is unit-testable on a machine without a GPU:
 
+The device and the variant come from the serving settings (ADREC_DEVICE, ADREC_ENCODER_VARIANT):
 - `ADREC_DEVICE=auto` (default): CUDA + `fp16` when the CUDA execution provider is installed
   (onnxruntime-gpu), a GPU is visible and `fp16` is published; else CPU + the best CPU variant.
 - `ADREC_DEVICE=cuda`: as auto, but says why when it has to fall back to the CPU (never crashes).
@@ -88,12 +89,11 @@ def select_runtime(
     available_providers: Sequence[str] | None = None,
     gpu_visible: bool | None = None,
 ) -> RuntimeChoice:
-    """Choose providers + variant. `device`/`variant` default to $ADREC_DEVICE ("auto") and
-    $ADREC_ENCODER_VARIANT; the facts default to onnxruntime's providers and a GPU probe."""
-    device = (device or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    """Choose providers + variant for `device` (default "auto") and `variant` (None: the best
+    published); the facts default to onnxruntime's providers and a GPU probe."""
+    device = (device or "auto").strip().lower()
     if device not in DEVICES:
         raise ValueError(f"{DEVICE_ENV}: '{device}' is not one of {', '.join(DEVICES)}")
-    variant = variant if variant is not None else (os.environ.get(VARIANT_ENV) or None)
     published = list(published_variants)
     if variant is not None and variant not in published:
         raise ValueError(

@@ -1,10 +1,11 @@
 """The recommender at serving time: scorer bundle + ONNX towers + top-k index, no torch.
 
-The sentence encoder is injected as `encode(texts) -> (N, d) float32` (L2-normalised rows), so
-the BentoML service can route every encoder call through its batched Encoder service, and a
-script can pass `OnnxEncoder(...).encode` directly. Known users' vectors are computed once by
+The sentence encoder is injected as `encode(texts) -> (N, d) float32` (L2-normalised rows) for
+start-up and scripts (`OnnxEncoder(...).encode`). Known users' vectors are computed once by
 `prepare()`; a cold profile (any subset of age, gender, occupation, history, text) is turned into
-a profile text, encoded, and run through the user tower with ridge-folded-in MF factors.
+a profile text (`query_text`), encoded, and run through the user tower with ridge-folded-in MF
+factors. The serving core encodes that text in its async micro-batcher and passes the embedding
+in (`embedding=`), so no request thread ever blocks on the encoder.
 
 Every method validates its arguments and raises `BadRequestError` / `UnknownIdError` (naming the
 field) for bad input, so the HTTP and gRPC front ends share one set of rules.
@@ -53,7 +54,7 @@ class RecommenderRuntime:
         count_tokens: Callable[[str], int] | None = None,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
-        ann_threshold: int | None = None,
+        ann: Mapping[str, Any] | None = None,
     ) -> None:
         cfg, arr = bundle.config, bundle.arrays
         self.bundle, self.encode, self.count_tokens = bundle, encode, count_tokens
@@ -69,10 +70,11 @@ class RecommenderRuntime:
             int(cfg["max_history"]),
             providers,
         )
-        self.item_index = make_index(self.item_vectors, ann_threshold, threads=threads)
+        ann = dict(ann or {})  # make_index's ann_threshold, method, nprobe, ef_search
+        self.item_index = make_index(self.item_vectors, threads=threads, **ann)
         emb = arr["item_emb"].astype(np.float32)
         emb /= np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-        self.text_index = make_index(emb, ann_threshold, threads=threads)  # cosine = inner product
+        self.text_index = make_index(emb, threads=threads, **ann)  # cosine = inner product
         self.items = bundle.item_infos()
         self.user_vectors: np.ndarray | None = None  # (U, D), filled by prepare()
         self._prepared = False
@@ -167,37 +169,45 @@ class RecommenderRuntime:
         k: int = 10,
         exclude_seen: bool = True,
         candidate_ids: Sequence[int] | None = None,
+        embedding: np.ndarray | None = None,
     ) -> list[Recommendation]:
-        """Top-k items for a known user id or a cold Profile, best first."""
+        """Top-k items for a known user id or a cold Profile, best first. `embedding` (1, d):
+        the encoded `query_text(user)` of a cold profile (encoded here when not given)."""
         _check_range("k", k, 1, MAX_K)
         candidates = None
         if candidate_ids is not None:
             _check_size("candidate_ids", candidate_ids, 1, MAX_CANDIDATES)
             candidates = self._rows(candidate_ids, "candidate_ids")
-        vector, seen = self._user(user)
+        vector, seen = self._user(user, embedding)
         rows, scores = self.item_index.search(vector, k, seen if exclude_seen else None, candidates)
         return [
             Recommendation(int(self.item_ids[r]), self.titles[r], float(s))
             for r, s in zip(rows, scores, strict=True)
         ]
 
-    def score(self, user: Query, item_ids: Sequence[int]) -> np.ndarray:
+    def score(
+        self, user: Query, item_ids: Sequence[int], embedding: np.ndarray | None = None
+    ) -> np.ndarray:
         """Click probabilities sigmoid(a * s + b) of `item_ids`, in input order. (len(item_ids),)"""
         _check_size("item_ids", item_ids, 1, MAX_SCORE_ITEMS)
         rows = self._rows(item_ids, "item_ids")
-        vector, _ = self._user(user)
+        vector, _ = self._user(user, embedding)
         return self.calibrate(self.item_vectors[rows] @ vector)
 
     def calibrate(self, scores: np.ndarray) -> np.ndarray:
         a, b = self.calibration
         return np.exp(-np.logaddexp(0.0, -(a * np.asarray(scores, dtype=np.float64) + b)))
 
-    def similar_items(self, query: int | str, k: int = 10) -> list[Recommendation]:
-        """Items whose text embedding is closest (cosine) to an item's or to a free text."""
+    def similar_items(
+        self, query: int | str, k: int = 10, embedding: np.ndarray | None = None
+    ) -> list[Recommendation]:
+        """Items whose text embedding is closest (cosine) to an item's or to a free text
+        (`embedding` (1, d): that text, encoded by the caller; encoded here when not given)."""
         _check_range("k", k, 1, MAX_K)
         if isinstance(query, str):
-            _check_text("text", query)
-            vector, exclude = self.encode([query])[0], None
+            check_text("text", query)
+            vector = (self.encode([query]) if embedding is None else embedding)[0]
+            exclude = None
         elif isinstance(query, int | np.integer) and not isinstance(query, bool):
             row = self.bundle.item_map.row(int(query))
             if row is None:
@@ -213,16 +223,25 @@ class RecommenderRuntime:
         ]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        _check_size("texts", texts, 1, MAX_TEXTS)
-        for i, text in enumerate(texts):
-            _check_text(("texts", i), text)
+        check_texts(texts)
         return self.encode(list(texts))
 
     # -- users ------------------------------------------------------------------------------
-    def _user(self, user: Query) -> tuple[np.ndarray, np.ndarray]:
+    def query_text(self, user: Query) -> str | None:
+        """The text to encode for `user`: a cold profile's profile text (checked first), None
+        for a known user id (its vector was computed at start-up)."""
+        if not isinstance(user, Profile):
+            return None
+        check_profile(user)
+        self._rows(user.history, "history")  # unknown ids: 404 before the encoder runs
+        return profile_text(user, self.items, self.count_tokens, self.max_length)
+
+    def _user(
+        self, user: Query, embedding: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(user vector (D,), seen item rows) of a known user id or a cold profile."""
         if isinstance(user, Profile):
-            return self._cold_user(user)
+            return self._cold_user(user, embedding)
         if not isinstance(user, int | np.integer) or isinstance(user, bool):
             raise BadRequestError("user_id", "must be an integer")
         row = self.bundle.user_map.row(int(user))
@@ -232,11 +251,15 @@ class RecommenderRuntime:
             raise NotReadyError()
         return self.user_vectors[row], self._rows(self.bundle.history(row))
 
-    def _cold_user(self, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+    def _cold_user(
+        self, profile: Profile, embedding: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         check_profile(profile)
         history = self._rows(profile.history, "history")
-        text = profile_text(profile, self.items, self.count_tokens, self.max_length)
-        profile_emb = self.encode([text])  # (1, d)
+        if embedding is None:
+            text = profile_text(profile, self.items, self.count_tokens, self.max_length)
+            embedding = self.encode([text])
+        profile_emb = np.asarray(embedding, dtype=np.float32).reshape(1, -1)  # (1, d)
         factors = fold_in(self.bundle.arrays["item_factors"][history], self.foldin_reg)
         vector = self.towers.user_vectors(profile_emb, [history], factors[None, :])[0]
         return vector, np.unique(history)
@@ -277,6 +300,13 @@ def check_profile(profile: Profile) -> None:
         raise BadRequestError("text", f"at most {MAX_TEXT_CHARS} characters")
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """The /embed rules: 1-MAX_TEXTS non-blank texts of at most MAX_TEXT_CHARS characters."""
+    _check_size("texts", texts, 1, MAX_TEXTS)
+    for i, text in enumerate(texts):
+        check_text(("texts", i), text)
+
+
 def _check_range(field: str, value: int, lo: int, hi: int) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or not lo <= value <= hi:
         raise BadRequestError(field, f"must be an integer between {lo} and {hi}, got {value!r}")
@@ -287,7 +317,7 @@ def _check_size(field: str, values: Sequence[Any], lo: int, hi: int) -> None:
         raise BadRequestError(field, f"must hold between {lo} and {hi} entries, got {len(values)}")
 
 
-def _check_text(field: str | tuple[str, int], text: str) -> None:
+def check_text(field: str | tuple[str, int], text: str) -> None:
     if not isinstance(text, str) or not text.strip():
         raise BadRequestError(field, "must be a non-empty string")
     if len(text) > MAX_TEXT_CHARS:

@@ -7,8 +7,10 @@ answering 400 with the failing field's `loc`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
@@ -20,6 +22,7 @@ from rec_models.serving.runtime import (
     MAX_SCORE_ITEMS,
     MAX_TEXT_CHARS,
     MAX_TEXTS,
+    Recommendation,
 )
 from rec_models.text.profiles import Profile
 
@@ -53,14 +56,6 @@ Text = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)
 ]
 Texts = Annotated[list[Text], MinLen(1), MaxLen(MAX_TEXTS)]
-# The internal Encoder also embeds an empty profile text (a user nothing is known about), as
-# training did; the public /embed refuses blank texts.
-EncoderTexts = Annotated[
-    list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]], MinLen(1), MaxLen(MAX_TEXTS)
-]
-BulkTexts = Annotated[
-    list[Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]], MinLen(1), MaxLen(4096)
-]
 ItemIds = Annotated[list[Id], MinLen(1), MaxLen(MAX_SCORE_ITEMS)]
 CandidateIds = Annotated[
     list[Id], MinLen(1), MaxLen(MAX_CANDIDATES), Field(description="rank only among these item ids")
@@ -170,3 +165,31 @@ class EmbedResponse(BaseModel):
 class SimilarItemsResponse(BaseModel):
     items: list[SimilarItem]
     variant: str
+
+
+# -- responses: built from the core's results, one function per route ---------------------------
+def recommend_response(
+    recs: Sequence[Recommendation], probs: np.ndarray, known: bool, variant: str
+) -> RecommendResponse:
+    items = [
+        ScoredItem(item_id=r.item_id, title=r.title, score=r.score, probability=float(p))
+        for r, p in zip(recs, probs, strict=True)
+    ]
+    return RecommendResponse(items=items, user="known" if known else "cold", variant=variant)
+
+
+def score_response(item_ids: Sequence[int], probs: np.ndarray, variant: str) -> ScoreResponse:
+    items = [
+        ItemProbability(item_id=i, probability=float(p))
+        for i, p in zip(item_ids, probs, strict=True)
+    ]
+    return ScoreResponse(items=items, variant=variant)
+
+
+def similar_items_response(recs: Sequence[Recommendation], variant: str) -> SimilarItemsResponse:
+    items = [SimilarItem(item_id=r.item_id, title=r.title, score=r.score) for r in recs]
+    return SimilarItemsResponse(items=items, variant=variant)
+
+
+def embed_response(vectors: np.ndarray, variant: str) -> EmbedResponse:
+    return EmbedResponse(embeddings=vectors.tolist(), dim=int(vectors.shape[1]), variant=variant)

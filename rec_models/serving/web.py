@@ -8,7 +8,6 @@ body is read (up to the limit) and replayed to the app.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from rec_models.serving.errors import ServingError
@@ -17,14 +16,6 @@ MAX_BODY_BYTES = 1 << 20  # 1 MiB: 256 texts of 2,000 ASCII characters need ~0.5
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
-
-
-def max_body_bytes() -> int:
-    raw = os.environ.get("ADREC_MAX_BODY_BYTES", "").strip()
-    try:
-        return int(raw) if raw else MAX_BODY_BYTES
-    except ValueError:
-        raise ValueError(f"ADREC_MAX_BODY_BYTES={raw!r}: expected an integer") from None
 
 
 def error_body(exc: ServingError) -> tuple[int, dict[str, Any]]:
@@ -36,7 +27,7 @@ def error_response(exc: ServingError) -> Any:
     from starlette.responses import JSONResponse
 
     status, body = error_body(exc)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -51,11 +42,11 @@ def _too_large(limit: int, size: int | None) -> tuple[int, bytes]:
 
 class BodySizeLimit:
     def __init__(
-        self, app: Any, max_bytes: int | None = None, exempt: tuple[str, ...] = ()
+        self, app: Any, max_bytes: int = MAX_BODY_BYTES, exempt: tuple[str, ...] = ()
     ) -> None:
         self.app = app
         self.exempt = exempt  # path prefixes whose routes enforce their own limit (/v2/)
-        self.max_bytes = max_bytes if max_bytes is not None else max_body_bytes()
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if (

@@ -1,4 +1,5 @@
-"""The micro-batcher: concurrent requests share batches, each caller gets its own rows back."""
+"""The micro-batcher: concurrent requests share batches, each caller gets its own rows back; a
+lone request runs at once; a full queue sheds at once; batches group texts of similar length."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from rec_models.serving.batcher import BatcherOverloadedError, MicroBatcher
+from rec_models.serving.batcher import MicroBatcher, char_bucket
+from rec_models.serving.errors import OverloadedError
 
 
 def _slow_double(delay_s: float):
@@ -80,9 +82,9 @@ def test_requests_waiting_past_max_latency_are_refused() -> None:
 
     out = asyncio.run(main())
     assert isinstance(out[0], np.ndarray)
-    assert all(
-        isinstance(e, BatcherOverloadedError) and "max_latency_ms" in str(e) for e in out[1:]
-    )
+    for e in out[1:]:
+        assert isinstance(e, OverloadedError) and "max_latency_ms" in str(e)
+        assert (e.status, e.grpc_code, e.retry_after_s) == (503, "RESOURCE_EXHAUSTED", 1)
 
 
 def test_bad_arguments() -> None:
@@ -90,3 +92,81 @@ def test_bad_arguments() -> None:
         MicroBatcher(_slow_double(0), max_batch_size=0)
     with pytest.raises(ValueError, match="at least one item"):
         asyncio.run(MicroBatcher(_slow_double(0)).submit([]))
+
+
+def test_a_full_queue_sheds_at_once_and_recovers() -> None:
+    async def main() -> tuple[list[object], float, np.ndarray]:
+        batcher: MicroBatcher[int] = MicroBatcher(_slow_double(0.05), max_batch_size=2, max_queue=4)
+        first = asyncio.create_task(batcher.submit([0]))  # runs at once: the queue stays empty
+        await asyncio.sleep(0.01)
+        queued = [asyncio.create_task(batcher.submit([i, i])) for i in (1, 2)]  # 4 items wait
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        with pytest.raises(OverloadedError, match="queue is full"):
+            await batcher.submit([9])
+        refused_in = time.perf_counter() - t0
+        out = await asyncio.gather(first, *queued)
+        again = await batcher.submit([5])  # drained: accepted again
+        await batcher.close()
+        return out, refused_in, again
+
+    out, refused_in, again = asyncio.run(main())
+    assert [o.shape[0] for o in out] == [1, 2, 2] and again.tolist() == [[5, 10]]
+    assert refused_in < 0.01  # refused without waiting for the running batch
+
+
+def test_a_lone_request_waits_for_no_window() -> None:
+    async def main() -> float:
+        batcher: MicroBatcher[int] = MicroBatcher(_slow_double(0.0))
+        await batcher.submit([1])  # the thread exists
+        t0 = time.perf_counter()
+        await batcher.submit([2])
+        elapsed = time.perf_counter() - t0
+        await batcher.close()
+        return elapsed
+
+    assert asyncio.run(main()) < 0.005
+
+
+def test_batches_group_texts_of_similar_length_and_report_metrics() -> None:
+    seen: list[list[str]] = []
+
+    def lengths(texts: list[str]) -> np.ndarray:
+        seen.append(texts)
+        time.sleep(0.02)
+        return np.array([[len(t)] for t in texts])
+
+    class Metrics:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+            self.waits: list[float] = []
+            self.depths: list[int] = []
+
+        def batch(self, size: int, seconds: float) -> None:
+            self.sizes.append(size)
+
+        def waited(self, seconds: float) -> None:
+            self.waits.append(seconds)
+
+        def depth(self, items: int) -> None:
+            self.depths.append(items)
+
+    metrics = Metrics()
+    short, long = "a short ad", "a much longer cold profile text " * 6
+
+    async def main() -> list[np.ndarray]:
+        batcher: MicroBatcher[str] = MicroBatcher(lengths, metrics=metrics)
+        first = asyncio.create_task(batcher.submit([short]))
+        await asyncio.sleep(0.005)
+        rest = [batcher.submit([t]) for t in (long, short, long, short)]
+        out = await asyncio.gather(first, *rest)
+        await batcher.close()
+        return out
+
+    out = asyncio.run(main())
+    assert [int(o[0, 0]) for o in out] == [len(t) for t in (short, long, short, long, short)]
+    assert char_bucket(short) != char_bucket(long)
+    assert seen[0] == [short]
+    assert sorted(map(sorted, seen[1:])) == [[long, long], [short, short]]  # one bucket a batch
+    assert metrics.sizes == [1, 2, 2] and len(metrics.waits) == 5
+    assert max(metrics.depths) == 4 and metrics.depths[-1] == 0

@@ -12,19 +12,23 @@ import httpx
 import numpy as np
 import pytest
 
-from rec_models.serving.errors import BadRequestError, NotReadyError, UnknownIdError
-from rec_models.serving.oip import (
-    InferenceProtocol,
-    InputTensor,
+from rec_models.serving.errors import (
+    BadRequestError,
     InvalidArgumentError,
     NotFoundError,
-    UnavailableError,
+    NotReadyError,
+    UnknownIdError,
+)
+from rec_models.serving.oip.codecs import (
+    InputTensor,
     check_request_size,
     decode_bytes,
     encode_bytes,
 )
+from rec_models.serving.oip.protocol import InferenceProtocol
+from rec_models.serving.oip.rest import create_app
 from rec_models.serving.runtime import Recommendation
-from rec_models.serving.v2_http import create_app
+from rec_models.text.profiles import Profile
 
 KNOWN_USERS, KNOWN_ITEMS = (1, 2), (10, 20, 30)
 
@@ -36,9 +40,22 @@ class StubRuntime:
         self.bundle = SimpleNamespace(config={"embedding_dim": 3, "model": "hybrid"})
         self.ready = True
 
-    def recommend(self, user: int, k: int = 10) -> list[Recommendation]:
+    def query_text(self, user: int | Profile) -> str | None:
+        if isinstance(user, Profile):
+            bad = [p for p, i in enumerate(user.history) if i not in KNOWN_ITEMS]
+            if bad:
+                raise UnknownIdError("history", [user.history[p] for p in bad], bad)
+            return user.text or "empty"
+        return None
+
+    def recommend(
+        self, user: int | Profile, k: int = 10, embedding: np.ndarray | None = None
+    ) -> list[Recommendation]:
         if not 1 <= k <= 100:
             raise BadRequestError("k", f"must be an integer between 1 and 100, got {k}")
+        if isinstance(user, Profile):  # cold: the item ranked first is the text's length
+            assert embedding is not None and embedding.shape == (1, 3)
+            return [Recommendation(int(embedding[0, 0]), "t", 0.5)]
         if user not in KNOWN_USERS:
             raise UnknownIdError("user_id", user)
         if user == 2:
@@ -116,6 +133,14 @@ def test_models_answer(protocol: InferenceProtocol) -> None:
     assert np.isnan(out["SCORES"][:, 3:]).all() and out["SCORES"].dtype == np.float32
     out = infer(protocol, "scorer", int64("USER_ID", [1]), int64("ITEM_IDS", [30, 10]))
     assert out["PROBABILITY"].tolist() == pytest.approx([0.3, 0.1])
+    profiles = profile({"text": "abc", "history": [10]}, {"age": 30, "text": "abcdefg"})
+    out = infer(protocol, "recommender", profiles, InputTensor("K", "INT32", [1], data=[2]))
+    assert out["ITEM_IDS"].tolist() == [[3, -1], [7, -1]]  # each profile's own embedding
+
+
+def profile(*bodies: dict[str, Any]) -> InputTensor:
+    data = [json.dumps(b) for b in bodies]
+    return InputTensor("PROFILE", "BYTES", [len(data)], data=data)
 
 
 USER, ITEM = int64("USER_ID", [1]), int64("ITEM_IDS", [10])
@@ -134,8 +159,16 @@ INFER_ERRORS = [  # model, inputs, error, message
     ("recommender", [int64("USER_ID", [1, 7])], NotFoundError,
      "input 'USER_ID': element 1: unknown user_id 7"),
     ("recommender", [USER, K0], InvalidArgumentError, "input 'K': must be an integer between 1"),
-    ("recommender", [int64("USER_ID", [2])], UnavailableError, "still loading"),
+    ("recommender", [int64("USER_ID", [2])], NotReadyError, "still loading"),
     ("recommender", [int64("USER_ID", [])], InvalidArgumentError, "input 'USER_ID': wrong shape"),
+    ("recommender", [USER, profile({"age": 3})], InvalidArgumentError,
+     "input 'USER_ID': give exactly one of USER_ID or PROFILE"),
+    ("recommender", [profile({"age": "old"})], InvalidArgumentError,
+     "input 'PROFILE': element 0: age: Input should be a valid integer"),
+    ("recommender", [profile({"user_id": 1})], InvalidArgumentError,
+     "input 'PROFILE': element 0: user_id: a known user goes in USER_ID"),
+    ("recommender", [profile({"age": 3}, {"history": [10, 99]})], NotFoundError,
+     r"input 'PROFILE': element 1: history\[1\]: unknown item_id 99"),
     ("encoder", [text("a", " ")], InvalidArgumentError,
      "input 'TEXT': element 1: must be a non-empty string"),
     ("encoder", [text(b"\xff")], InvalidArgumentError, "input 'TEXT': element 0 is not UTF-8"),

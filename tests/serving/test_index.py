@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rec_models.serving.index import AnnIndex, ExactIndex, make_index, top_k
+from rec_models.serving.settings import ServingSettings
 
 
 def clustered(rng: np.random.Generator, n: int, d: int, clusters: int = 100) -> np.ndarray:
@@ -67,17 +68,15 @@ def test_ann_over_fetches_when_the_best_items_are_excluded():
     assert set(rows.tolist()) <= set(range(10))
 
 
-def test_make_index_threshold_and_environment(monkeypatch):
+def test_make_index_threshold_and_settings():
     vectors = np.random.default_rng(2).normal(size=(2_000, 8)).astype(np.float32)
     assert isinstance(make_index(vectors), ExactIndex)  # default threshold 50,000
     assert isinstance(make_index(vectors, ann_threshold=1_000), AnnIndex)
-    monkeypatch.setenv("ADREC_ANN_THRESHOLD", "1_000")
-    monkeypatch.setenv("ADREC_ANN_KIND", "hnsw")
-    index = make_index(vectors)
+    settings = ServingSettings.from_env({"ADREC_ANN_THRESHOLD": "1_000", "ADREC_ANN_KIND": "hnsw"})
+    index = make_index(vectors, settings.ann_threshold, settings.ann_kind)
     assert isinstance(index, AnnIndex) and index.describe()["method"] == "hnsw"
-    monkeypatch.setenv("ADREC_ANN_THRESHOLD", "lots")
     with pytest.raises(ValueError, match="ADREC_ANN_THRESHOLD"):
-        make_index(vectors)
+        ServingSettings.from_env({"ADREC_ANN_THRESHOLD": "lots"})
     with pytest.raises(ValueError, match="choose one of"):
         AnnIndex(vectors, method="lsh")
 

@@ -8,6 +8,7 @@ import pytest
 
 from rec_models.serving import providers as P
 from rec_models.serving.providers import CPU, CUDA, RuntimeChoice, select_runtime
+from rec_models.serving.settings import ServingSettings
 
 ALL = ["distilled_int8", "fp16", "fp32", "int8", "opt"]
 WITH_CUDA = [CUDA, CPU]
@@ -62,13 +63,12 @@ def test_auto_without_published_fp16_uses_cpu_variant():
     assert (choice.provider_list, choice.variant) == ([CPU], "int8")
 
 
-def test_bad_device_names_the_variable_and_choices(monkeypatch):
+def test_bad_device_names_the_variable_and_choices():
     with pytest.raises(ValueError, match="ADREC_DEVICE") as err:
         choose(device="tpu")
     assert all(d in str(err.value) for d in ("auto", "cpu", "cuda"))
-    monkeypatch.setenv("ADREC_DEVICE", "gpu0")
     with pytest.raises(ValueError, match="ADREC_DEVICE: 'gpu0'"):
-        select_runtime(ALL, available_providers=[CPU], gpu_visible=False)
+        ServingSettings.from_env({"ADREC_DEVICE": "gpu0"})
 
 
 def test_fp16_override_on_cpu_is_an_error():
@@ -87,13 +87,18 @@ def test_overrides():
         choose(variant="bf16")
 
 
-def test_environment_defaults(monkeypatch):
-    monkeypatch.setenv("ADREC_DEVICE", "cpu")
-    monkeypatch.setenv("ADREC_ENCODER_VARIANT", "opt")
-    choice = select_runtime(ALL, available_providers=WITH_CUDA, gpu_visible=True)
+def test_settings_choose_device_and_variant(monkeypatch):
+    monkeypatch.setenv("ADREC_DEVICE", "cuda")  # never read here: the settings carry the choice
+    settings = ServingSettings.from_env({"ADREC_DEVICE": "cpu", "ADREC_ENCODER_VARIANT": "opt"})
+    choice = select_runtime(
+        ALL, settings.device, settings.encoder_variant or None, WITH_CUDA, gpu_visible=True
+    )
     assert (choice.provider_list, choice.variant) == ([CPU], "opt")
-    monkeypatch.setenv("ADREC_ENCODER_VARIANT", "")
-    assert select_runtime(ALL, available_providers=WITH_CUDA, gpu_visible=True).variant == "int8"
+    settings = ServingSettings.from_env({"ADREC_ENCODER_VARIANT": ""})
+    choice = select_runtime(
+        ALL, settings.device, settings.encoder_variant or None, WITH_CUDA, gpu_visible=True
+    )
+    assert choice.variant == "fp16"  # auto + a GPU + fp16 published
 
 
 def test_nothing_published_for_cpu():

@@ -1,6 +1,6 @@
-"""Open Inference Protocol (KServe v2) REST routes: the v2 models of oip.py as an ASGI app.
+"""Open Inference Protocol (KServe v2) REST routes: the v2 models of protocol.py as an ASGI app.
 
-Mounted into the BentoML service with `Recommender.mount_asgi_app(v2_http.app, path="/")`: the
+Mounted into the BentoML service with `Recommender.mount_asgi_app(create_app(...), path="/")`: the
 routes carry the /v2 prefix themselves, as a mount at "/v2" would never see GET /v2 itself
 (BentoML's passive mount only takes paths that one of the app's routes matches).
 
@@ -15,12 +15,11 @@ binary tensor data extension (Triton's `Inference-Header-Content-Length`: a JSON
 input's bytes, `parameters.binary_data_size` long, BYTES elements length-prefixed). Outputs come as
 JSON, or binary when the request asks for it (`parameters.binary_data_output`, or an output's
 `parameters.binary_data`), which is what tritonclient.http does by default. Errors are
-{"error": "..."} with 400 (bad input, over-size body), 404 (unknown model or id) or 503.
+{"error": "..."} with the ServingError's status, mapped in `error` alone: 400 (bad input,
+over-size body), 404 (unknown model or id) or 503 + Retry-After (loading, encoder queue full).
 
-The handlers find the service's runtime through `bentoml.get_current_service()`: its `runtime`,
-its `client` to the batched Encoder service and its `encoder_info` (variant, store tag).
-`create_app(get_protocol)` builds the same app over any `InferenceProtocol`, e.g. standalone
-under uvicorn.
+`create_app(get_protocol)` builds the app over whatever `get_protocol()` returns: the service
+passes its serving core's protocol (None while the core loads).
 """
 
 from __future__ import annotations
@@ -35,18 +34,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rec_models.serving.oip import (
+from rec_models.serving.errors import InvalidArgumentError, ServingError, UnavailableError
+from rec_models.serving.oip.codecs import InputTensor, check_request_size, raw_bytes
+from rec_models.serving.oip.protocol import (
     SERVER_NAME,
     InferenceProtocol,
-    InputTensor,
-    InvalidArgumentError,
     ModelSpec,
-    OipError,
-    UnavailableError,
-    check_request_size,
-    encode_bytes,
-    max_message_bytes,
-    model_versions,
     server_version,
 )
 
@@ -57,8 +50,9 @@ EXTENSIONS = ["binary_tensor_data"]
 GetProtocol = Callable[[], InferenceProtocol | None]
 
 
-def error(exc: OipError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+def error(exc: ServingError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
 
 def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
@@ -149,11 +143,7 @@ def infer_response(
         arr = outputs[t.name]
         out: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": list(arr.shape)}
         if wanted.get(t.name, {}).get("binary_data", binary_default):
-            raw = (
-                encode_bytes(arr)
-                if t.datatype == "BYTES"
-                else arr.astype(arr.dtype.newbyteorder("<")).tobytes()
-            )
+            raw = raw_bytes(arr, t.datatype)
             out["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
@@ -213,7 +203,7 @@ def create_app(get_protocol: GetProtocol, prefix: str = PREFIX) -> Starlette:
             spec = protocol().model(
                 request.path_params["name"], request.path_params.get("version", "")
             )
-        except OipError as exc:
+        except ServingError as exc:
             return error(exc)
         return JSONResponse(spec.metadata())
 
@@ -221,7 +211,7 @@ def create_app(get_protocol: GetProtocol, prefix: str = PREFIX) -> Starlette:
         try:
             p = protocol()
             spec = p.model(request.path_params["name"], request.path_params.get("version", ""))
-        except OipError as exc:
+        except ServingError as exc:
             return error(exc)
         return JSONResponse(
             {"name": spec.name, "ready": p.ready}, status_code=200 if p.ready else 503
@@ -238,7 +228,7 @@ def create_app(get_protocol: GetProtocol, prefix: str = PREFIX) -> Starlette:
             check_request_size({t.name: t.nbytes for t in inputs}, len(body), p.max_message_bytes)
             wanted = requested_outputs(parsed)
             spec, outputs = await p.infer(name, version, inputs, list(wanted))
-        except OipError as exc:
+        except ServingError as exc:
             return error(exc)
         return infer_response(spec, outputs, parsed, wanted)
 
@@ -255,28 +245,3 @@ def create_app(get_protocol: GetProtocol, prefix: str = PREFIX) -> Starlette:
             Route(f"{path}/infer", infer, methods=["POST"]),
         ]
     return Starlette(routes=routes)
-
-
-_cache: list[tuple[Any, InferenceProtocol]] = []  # (runtime, its protocol)
-
-
-def service_protocol() -> InferenceProtocol | None:
-    """The protocol over the running BentoML service's runtime; None until it has loaded."""
-    import bentoml
-
-    try:
-        service = bentoml.get_current_service()
-    except bentoml.exceptions.BentoMLException:
-        return None
-    runtime = getattr(service, "runtime", None)
-    if runtime is None:
-        return None
-    if not _cache or _cache[0][0] is not runtime:
-        info = getattr(service, "encoder_info", {})
-        versions = model_versions(str(info.get("variant", "")), str(info.get("tag", "")), runtime)
-        embed = service.client.embed  # the batched Encoder service, as the native /embed
-        _cache[:] = [(runtime, InferenceProtocol(runtime, embed, *versions, max_message_bytes()))]
-    return _cache[0][1]
-
-
-app = create_app(service_protocol)

@@ -1,0 +1,217 @@
+"""The serving core: everything a request needs, built once per worker process.
+
+    core = ServingCore(settings, metrics=EncoderMetrics(bentoml.metrics))
+    await core.load()                  # off the event loop; core.ready once warmed up
+    recs = await core.recommend(1, k=10)
+
+One tokenizer + encoder ONNX Runtime session, one scorer runtime (towers + top-k index), and one
+async micro-batcher in front of the encoder. Every transport (the native HTTP routes, the v2
+REST routes, the in-worker gRPC server) calls these methods and nothing else, so one input gets
+one answer whatever the transport. The methods run on the worker's event loop: known-user work
+(a matrix-vector product and a top-k over the catalog, tens of microseconds) runs inline, as a
+thread-pool hop would cost more than the work; every encoder call (cold profiles, texts) awaits
+the batcher, whose one thread runs ONNX Runtime with the GIL released. Validation lives in the
+runtime; errors are `ServingError`s that each transport maps in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rec_models.serving.batcher import BatchMetrics, MicroBatcher
+from rec_models.serving.errors import NotReadyError
+from rec_models.serving.runtime import (
+    Query,
+    Recommendation,
+    RecommenderRuntime,
+    check_text,
+    check_texts,
+)
+from rec_models.serving.settings import ServingSettings
+
+logger = logging.getLogger("bentoml.adrec")
+
+WARM_UP_TEXTS = [
+    "A fast-paced space adventure with rebels, droids and a galactic empire.",
+    "A quiet romantic comedy set in a small bookshop in Paris.",
+]
+
+
+def encode_each(encode: Any, texts: list[str]) -> np.ndarray | None:
+    """(N, d) embeddings of `texts`, each encoded alone. Dynamic int8 scales activations per
+    batch, so a text's embedding depends on its batch-mates; alone, the known users' profile
+    embeddings (so their vectors and scores) are the same in every worker and every start."""
+    return np.concatenate([encode([t]) for t in texts]) if texts else None
+
+
+class ServingCore:
+    def __init__(self, settings: ServingSettings, metrics: BatchMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.encoder: Any = None
+        self.runtime: RecommenderRuntime | None = None
+        self.batcher: MicroBatcher[str] | None = None
+        self.protocol: Any = None  # the Open Inference Protocol models, once loaded
+        self.choice: Any = None
+        self.encoder_source: dict[str, Any] = {}
+        self.versions: tuple[str, str] = ("", "")
+        self.load_error: str | None = None
+        self.load_s: float | None = None
+
+    # -- start-up -----------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.protocol is not None
+
+    async def load(self) -> None:
+        """Load, verify and warm up everything (in a thread: the loop keeps answering probes).
+        A failure is kept in `load_error` (GET /info, every API's 503) and logged."""
+        t0 = time.monotonic()
+        try:
+            await asyncio.to_thread(self._load_models)
+            self._start_batcher()
+            await self.encode(WARM_UP_TEXTS[:1])  # the batcher's thread, warm
+        except Exception as exc:
+            logger.exception("loading the serving core failed")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        from rec_models.serving.oip.protocol import InferenceProtocol
+
+        self.protocol = InferenceProtocol(
+            self.runtime, self.encode, *self.versions, self.settings.max_message_bytes
+        )
+        self.load_s = round(time.monotonic() - t0, 1)
+        info = self.runtime.info() if self.runtime else {}
+        logger.info(
+            "ready in %.1f s: encoder %s on %s (%d threads), %d items (%s index), %d users",
+            self.load_s,
+            self.encoder.variant,
+            self.encoder.provider,
+            self.settings.intra_op_threads,
+            info["catalog"]["items"],
+            info["index"]["kind"],
+            info["catalog"]["users"],
+        )
+
+    def _load_models(self) -> None:
+        from rec_models.serving import loading
+
+        s = self.settings
+        self.encoder, self.choice, self.encoder_source = loading.load_encoder(s)
+        runtime = loading.load_runtime(self.encoder.encode, self.encoder_source["tag"], s)
+        runtime.prepare(encode_each(self.encoder.encode, runtime.profile_texts()))
+        self.versions = loading.model_versions(
+            self.encoder.variant, self.encoder_source["tag"], runtime
+        )
+        self.runtime = runtime
+
+    def _start_batcher(self) -> None:
+        s = self.settings
+        self.batcher = MicroBatcher(
+            self.encoder.encode,
+            max_batch_size=s.batch_max_size,
+            max_latency_ms=s.batch_max_latency_ms,
+            max_queue=s.batch_max_queue,
+            metrics=self.metrics,
+        )
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.close()
+
+    def _runtime(self) -> RecommenderRuntime:
+        if self.protocol is None or self.runtime is None:
+            if self.load_error:
+                raise NotReadyError(f"loading failed: {self.load_error}")
+            raise NotReadyError()
+        return self.runtime
+
+    # -- requests -----------------------------------------------------------------------------
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        """(N, d) embeddings of `texts` through the micro-batcher (no validation: callers)."""
+        if self.batcher is None:
+            raise NotReadyError()
+        return await self.batcher.submit(texts)
+
+    async def _embedding(self, runtime: RecommenderRuntime, query: Query) -> np.ndarray | None:
+        text = runtime.query_text(query)  # None for a known user; checks a profile first
+        return None if text is None else await self.encode([text])
+
+    async def recommend(
+        self,
+        query: Query,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidate_ids: Sequence[int] | None = None,
+    ) -> list[Recommendation]:
+        runtime = self._runtime()
+        embedding = await self._embedding(runtime, query)
+        return runtime.recommend(query, k, exclude_seen, candidate_ids, embedding=embedding)
+
+    async def score(self, query: Query, item_ids: Sequence[int]) -> np.ndarray:
+        runtime = self._runtime()
+        embedding = await self._embedding(runtime, query)
+        return runtime.score(query, item_ids, embedding=embedding)
+
+    async def similar_items(self, query: int | str, k: int = 10) -> list[Recommendation]:
+        runtime = self._runtime()
+        embedding = None
+        if isinstance(query, str):
+            check_text("text", query)
+            embedding = await self.encode([query])
+        return runtime.similar_items(query, k, embedding=embedding)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        self._runtime()
+        check_texts(texts)
+        return await self.encode(texts)
+
+    def calibrate(self, scores: Sequence[float]) -> np.ndarray:
+        return self._runtime().calibrate(np.asarray(scores))
+
+    @property
+    def variant(self) -> str:
+        return str(getattr(self.encoder, "variant", ""))
+
+    def info(self) -> dict[str, Any]:
+        """What GET /info returns: readiness, encoder, batching, settings, catalog, index."""
+        from rec_models.serving.loading import versions
+
+        encoder: dict[str, Any] = {}
+        if self.encoder is not None:
+            encoder = {
+                "variant": self.encoder.variant,
+                "provider": self.encoder.provider,
+                "providers": list(self.choice.provider_list),
+                "reason": self.choice.reason,
+                "dim": self.encoder.dim,
+                "max_length": self.encoder.max_length,
+                **self.encoder_source,
+            }
+        s = self.settings
+        batching: dict[str, Any] = {
+            "max_batch_size": s.batch_max_size,
+            "max_queue": s.batch_max_queue,
+            "max_latency_ms": s.batch_max_latency_ms,
+        }
+        if self.batcher is not None:
+            stats = self.batcher.stats()
+            batching |= {"batches": stats.batches, "texts": stats.items, "refused": stats.refused}
+        return {
+            "ready": self.ready,
+            "error": self.load_error,
+            "load_s": self.load_s,
+            "provider": encoder.get("provider"),
+            "variant": encoder.get("variant"),
+            "encoder": encoder,
+            "batching": batching,
+            "settings": s.public(),
+            "versions": versions(),
+            **(self.runtime.info() if self.runtime is not None else {}),
+        }

@@ -1,0 +1,2 @@
+"""The Open Inference Protocol (KServe v2): wire codecs (codecs.py), the models over the serving
+core (protocol.py), and its two transports, v2 REST (rest.py) and gRPC (grpc_server.py)."""

@@ -1,0 +1,302 @@
+"""Open Inference Protocol (KServe v2) models over the serving core, for gRPC and v2 REST alike.
+
+The transports (grpc_server.py, rest.py) only turn wire tensors into `InputTensor`s and numpy
+arrays back (codecs.py); everything else happens here, once: look the model up, check each
+input's name, datatype and shape, then call the runtime and the batched encoder of the serving
+core, the same code path as the native HTTP routes, on the worker's event loop. Errors are
+`ServingError`s naming the tensor; each transport maps them in one place.
+
+Models (shapes: -1 = any size >= 1):
+    encoder      TEXT BYTES [-1] (UTF-8)              -> EMBEDDING FP32 [-1, d] (L2-normalised)
+    recommender  USER_ID INT64 [-1] | PROFILE BYTES [-1] (JSON cold profiles), K INT32 [1] opt
+                                                      -> ITEM_IDS INT64 [-1, k], SCORES FP32 [-1, k]
+    scorer       USER_ID INT64 [1], ITEM_IDS INT64 [-1] -> PROBABILITY FP32 [-1] (input order)
+A PROFILE element is the JSON object /recommend takes for a cold user ({"age": 28, "history":
+[50], "text": "..."}). SCORES are the hybrid scores of /recommend (best first); PROBABILITY the
+calibrated click probabilities of /score. A user with fewer than k unseen items gets rows padded
+with ITEM_ID -1 and SCORE NaN. Metadata: platform "onnxruntime_onnx" (Triton's name for ONNX
+Runtime models), one version per model, "<variant>-<model store version>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from rec_models.serving.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    ServingError,
+    UnavailableError,
+)
+from rec_models.serving.oip.codecs import InputTensor
+from rec_models.serving.runtime import MAX_SCORE_ITEMS, MAX_TEXTS, check_text
+
+SERVER_NAME = "lm-adrec"
+PLATFORM = "onnxruntime_onnx"
+DEFAULT_K = 10
+MAX_USERS = 256  # USER_ID / PROFILE elements per recommender request
+FIELDS = {"user_id": "USER_ID", "item_ids": "ITEM_IDS", "k": "K", "texts": "TEXT"}
+
+Embed = Callable[[list[str]], Awaitable[np.ndarray]]  # texts -> (N, d) float32, batched
+
+
+def server_version() -> str:
+    try:
+        return version("lm-adrec")
+    except PackageNotFoundError:  # pragma: no cover - not installed
+        return "0"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]  # -1 = any size >= 1
+    optional: bool = False
+    max_size: int | None = None  # elements along the first dimension
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    platform: str = PLATFORM
+
+    def metadata(self) -> dict[str, Any]:
+        """The v2 model metadata response ($metadata_model_response)."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": self.platform,
+            "inputs": [t.metadata() for t in self.inputs],
+            "outputs": [t.metadata() for t in self.outputs],
+        }
+
+
+def model_specs(dim: int, encoder_version: str, scorer_version: str) -> dict[str, ModelSpec]:
+    text = TensorSpec("TEXT", "BYTES", (-1,), max_size=MAX_TEXTS)
+    embedding = TensorSpec("EMBEDDING", "FP32", (-1, dim))
+    users = TensorSpec("USER_ID", "INT64", (-1,), optional=True, max_size=MAX_USERS)
+    profiles = TensorSpec("PROFILE", "BYTES", (-1,), optional=True, max_size=MAX_USERS)
+    k = TensorSpec("K", "INT32", (1,), optional=True)
+    top_ids = TensorSpec("ITEM_IDS", "INT64", (-1, -1))
+    top_scores = TensorSpec("SCORES", "FP32", (-1, -1))
+    user = TensorSpec("USER_ID", "INT64", (1,))
+    item_ids = TensorSpec("ITEM_IDS", "INT64", (-1,), max_size=MAX_SCORE_ITEMS)
+    probability = TensorSpec("PROBABILITY", "FP32", (-1,))
+    specs = [
+        ModelSpec("encoder", encoder_version, (text,), (embedding,)),
+        ModelSpec("recommender", scorer_version, (users, profiles, k), (top_ids, top_scores)),
+        ModelSpec("scorer", scorer_version, (user, item_ids), (probability,)),
+    ]
+    return {s.name: s for s in specs}
+
+
+class InferenceProtocol:
+    """Model metadata, readiness and inference of the v2 models over one `RecommenderRuntime`
+    and the core's batched encoder `embed`."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        embed: Embed,
+        encoder_version: str,
+        scorer_version: str,
+        max_message_bytes: int = 4 << 20,
+    ) -> None:
+        self.runtime, self.embed = runtime, embed
+        dim = int(runtime.bundle.config["embedding_dim"])
+        self.models = model_specs(dim, encoder_version, scorer_version)
+        self.max_message_bytes = max_message_bytes
+        self._run = {"encoder": self._encoder, "recommender": self._recommender,
+                     "scorer": self._scorer}  # fmt: skip
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.runtime.ready)
+
+    def model(self, name: str, version: str = "") -> ModelSpec:
+        spec = self.models.get(name)
+        if spec is None:
+            raise NotFoundError(f"model '{name}' not found (models: {', '.join(self.models)})")
+        if version and version != spec.version:
+            raise NotFoundError(
+                f"model '{name}' has no version '{version}' (versions: {spec.version})"
+            )
+        return spec
+
+    async def infer(
+        self, name: str, version: str, inputs: Sequence[InputTensor], outputs: Sequence[str] = ()
+    ) -> tuple[ModelSpec, dict[str, np.ndarray]]:
+        """Run `name` on `inputs`; returns the spec and the requested outputs (all when none)."""
+        spec = self.model(name, version)
+        known = [t.name for t in spec.outputs]
+        for out in outputs:
+            if out not in known:
+                raise InvalidArgumentError(
+                    f"output '{out}': model '{name}' has no such output ({', '.join(known)})"
+                )
+        if not self.ready:
+            raise UnavailableError(f"model '{name}' is not ready: the models are still loading")
+        arrays = self.decode_inputs(spec, inputs)
+        try:
+            result = await self._run[name](arrays)
+        except ServingError as exc:
+            raise _name_tensor(exc) from None
+        result = {k: v for k, v in result.items() if not outputs or k in outputs}
+        size = sum(v.nbytes for v in result.values())
+        if size > self.max_message_bytes:
+            biggest = max(result, key=lambda k: result[k].nbytes)
+            raise InvalidArgumentError(
+                f"output '{biggest}': the response would be {size} bytes, over the "
+                f"{self.max_message_bytes}-byte message limit; send fewer elements"
+            )
+        return spec, result
+
+    @staticmethod
+    def decode_inputs(spec: ModelSpec, inputs: Sequence[InputTensor]) -> dict[str, np.ndarray]:
+        """Check each input's name, datatype and shape against `spec`, then decode its data."""
+        expected = {t.name: t for t in spec.inputs}
+        given: dict[str, InputTensor] = {}
+        for t in inputs:
+            if t.name not in expected:
+                raise InvalidArgumentError(
+                    f"input '{t.name}': model '{spec.name}' has no such input "
+                    f"(inputs: {', '.join(expected)})"
+                )
+            if t.name in given:
+                raise InvalidArgumentError(f"input '{t.name}': given more than once")
+            given[t.name] = t
+        arrays = {}
+        for want in spec.inputs:
+            t = given.get(want.name)
+            if t is None:
+                if not want.optional:
+                    raise InvalidArgumentError(
+                        f"input '{want.name}': required by model '{spec.name}', missing"
+                    )
+                continue
+            if t.datatype != want.datatype:
+                raise InvalidArgumentError(
+                    f"input '{t.name}': wrong datatype {t.datatype}, expected {want.datatype}"
+                )
+            shape = list(t.shape)
+            ok = len(shape) == len(want.shape) and all(
+                (w == -1 and h >= 1) or w == h for w, h in zip(want.shape, shape, strict=True)
+            )
+            if not ok:
+                raise InvalidArgumentError(
+                    f"input '{t.name}': wrong shape {shape}, expected {list(want.shape)} "
+                    "(-1: any size >= 1)"
+                )
+            if want.max_size is not None and shape[0] > want.max_size:
+                raise InvalidArgumentError(
+                    f"input '{t.name}': at most {want.max_size} elements, got {shape[0]}"
+                )
+            arrays[t.name] = t.decode()
+        return arrays
+
+    # -- the models ---------------------------------------------------------------------------
+    async def _encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """TEXT -> EMBEDDING with the rules of the native /embed."""
+        texts = [_utf8(raw, "TEXT", i) for i, raw in enumerate(inputs["TEXT"])]
+        for i, text in enumerate(texts):
+            check_text(("texts", i), text)
+        embeddings = await self.embed(texts)
+        return {"EMBEDDING": np.asarray(embeddings, dtype=np.float32)}
+
+    async def _recommender(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if ("USER_ID" in inputs) == ("PROFILE" in inputs):
+            raise InvalidArgumentError("input 'USER_ID': give exactly one of USER_ID or PROFILE")
+        k = int(inputs["K"][0]) if "K" in inputs else DEFAULT_K
+        if "USER_ID" in inputs:
+            queries: list[Any] = inputs["USER_ID"].tolist()
+            tensor, embeddings = "USER_ID", [None] * len(queries)
+        else:
+            queries = [_profile(raw, i) for i, raw in enumerate(inputs["PROFILE"])]
+            tensor = "PROFILE"
+            embeddings = await self._encode_queries(queries, tensor)
+        results = []
+        for row, (query, emb) in enumerate(zip(queries, embeddings, strict=True)):
+            try:  # the runtime checks k before anything is allocated
+                results.append(self.runtime.recommend(query, k=k, embedding=emb))
+            except ServingError as exc:
+                raise _name_tensor(exc, tensor, row if len(queries) > 1 else None) from None
+        ids = np.full((len(queries), k), -1, dtype=np.int64)  # (N, k), padded with -1 / NaN
+        scores = np.full((len(queries), k), np.nan, dtype=np.float32)
+        for row, recs in enumerate(results):
+            ids[row, : len(recs)] = [r.item_id for r in recs]
+            scores[row, : len(recs)] = [r.score for r in recs]
+        return {"ITEM_IDS": ids, "SCORES": scores}
+
+    async def _encode_queries(self, profiles: list[Any], tensor: str) -> list[Any]:
+        """The (1, d) embedding of each cold profile's text, encoded in one batcher call."""
+        texts = []
+        for row, profile in enumerate(profiles):
+            try:
+                texts.append(self.runtime.query_text(profile))
+            except ServingError as exc:
+                raise _name_tensor(exc, tensor, row if len(profiles) > 1 else None) from None
+        emb = await self.embed(texts)
+        return [emb[i : i + 1] for i in range(len(texts))]
+
+    async def _scorer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        user, items = int(inputs["USER_ID"][0]), inputs["ITEM_IDS"].tolist()
+        return {"PROBABILITY": np.asarray(self.runtime.score(user, items), dtype=np.float32)}
+
+
+def _utf8(raw: bytes, tensor: str, i: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(f"input '{tensor}': element {i} is not UTF-8 text") from None
+
+
+def _profile(raw: bytes, i: int) -> Any:
+    """A PROFILE element (JSON, the fields /recommend takes for a cold user) as a Profile."""
+    from pydantic import ValidationError
+
+    from rec_models.serving.schemas import UserFields
+
+    try:
+        fields = UserFields.model_validate_json(_utf8(raw, "PROFILE", i))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "element"
+        raise InvalidArgumentError(f"input 'PROFILE': element {i}: {loc}: {err['msg']}") from None
+    if fields.user_id is not None:
+        raise InvalidArgumentError(
+            f"input 'PROFILE': element {i}: user_id: a known user goes in USER_ID"
+        )
+    return fields.query()
+
+
+def _name_tensor(exc: ServingError, tensor: str = "", element: int | None = None) -> ServingError:
+    """A runtime error re-worded to name the input tensor (and the element, when known); errors
+    about no field (not ready, overloaded, the protocol's own) keep their status as they are."""
+    loc, msg = exc.errors[0]
+    if not loc:
+        return exc
+    if tensor == "PROFILE":  # the field lies inside the element's JSON object
+        name, index = tensor, element
+        msg = f"{_loc_str(loc)}: {msg}"
+    else:
+        name = FIELDS.get(str(loc[0]), str(loc[0]))
+        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else element
+    where = f"element {index}: " if index is not None else ""
+    cls = NotFoundError if exc.status == 404 else InvalidArgumentError
+    return cls(f"input '{name}': {where}{msg}")
+
+
+def _loc_str(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

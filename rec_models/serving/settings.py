@@ -1,0 +1,142 @@
+"""Every setting of the service, read once from the environment into one typed object.
+
+    settings = ServingSettings.from_env(os.environ)
+
+`ADREC_<FIELD>` sets a field (`ADREC_WORKERS=2`, `ADREC_BATCH_MAX_SIZE=32`); the event log's
+own fields come from `ADREC_EVENTS_<FIELD>` (rec_models.events.settings). An unknown `ADREC_*`
+variable, or a value of the wrong type or range, is an error naming the variable: a typo never
+silently falls back to a default. Nothing else in rec_models.serving reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from rec_models.events.settings import ENV_PREFIX as EVENTS_PREFIX
+from rec_models.events.settings import EventLogSettings
+
+PREFIX = "ADREC_"
+# Read by the training/export side (the artifacts folder), not by the service.
+OTHER_VARIABLES = frozenset({"ADREC_ARTIFACTS"})
+DEVICES = ("auto", "cpu", "cuda")
+ANN_KINDS = ("ivf", "hnsw")
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    # -- models -------------------------------------------------------------------------------
+    device: str = "auto"  # auto (CUDA when onnxruntime-gpu sees a GPU, else CPU), cpu, cuda
+    encoder_variant: str = ""  # empty: chosen by providers.select_runtime (int8 on CPU)
+    scorer_tag: str = "adrec-scorer:latest"  # the scorer bundle in the model store
+    # -- processes and threads ----------------------------------------------------------------
+    # Worker processes, each with its own serving core (encoder, batcher, runtime, index).
+    # 0: one per core. Measured on 2 cores (README): 2 x 1 thread beat 1 x 2 threads.
+    workers: int = 0
+    threads: int = 0  # ONNX Runtime intra-op threads per worker; 0: cores / workers (>= 1)
+    # ONNX Runtime's idle threads spin for a while after each run; with one process per core
+    # they only steal the core from the other worker and the event loop: off by default.
+    thread_spinning: bool = False
+    # -- the encoder's micro-batcher ----------------------------------------------------------
+    batch_max_size: int = 64  # texts per encoder run
+    batch_max_queue: int = 512  # texts waiting for the encoder; beyond: 503 / RESOURCE_EXHAUSTED
+    # A request still queued after this long is refused (503) rather than answered late.
+    batch_max_latency_ms: int = 5000
+    # -- transports ---------------------------------------------------------------------------
+    grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
+    grpc_host: str = "127.0.0.1"
+    max_body_bytes: int = 1 << 20  # native JSON routes: 256 texts of 2,000 characters fit
+    max_message_bytes: int = 4 << 20  # v2 REST and gRPC, per request and per response
+    access_log: bool = False  # one log line per request costs ~10% of a known-user request
+    # -- the top-k index ----------------------------------------------------------------------
+    ann_threshold: int = 50_000  # items from which an ANN index replaces the exact one
+    ann_kind: str = "ivf"  # ivf or hnsw
+    ann_nprobe: int = 32
+    ann_ef_search: int = 128
+    events: EventLogSettings = field(default_factory=EventLogSettings)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, kind = getattr(self, f.name), f.type
+            if kind in ("int", "bool", "str") and type(value).__name__ != kind:
+                raise ValueError(f"{f.name}: expected {kind}, got {value!r}")
+            if kind == "int":
+                lowest = 0 if f.name in ("workers", "threads", "grpc_port") else 1
+                if value < lowest:
+                    raise ValueError(f"{f.name}: must be at least {lowest}, got {value}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.ann_kind not in ANN_KINDS:
+            raise ValueError(f"ann_kind: {self.ann_kind!r} is not one of {', '.join(ANN_KINDS)}")
+        if self.grpc_port > 65535:
+            raise ValueError(f"grpc_port: {self.grpc_port} is not a port number")
+        if self.batch_max_queue < self.batch_max_size:
+            raise ValueError(
+                f"batch_max_queue: {self.batch_max_queue} is below batch_max_size "
+                f"{self.batch_max_size}: a full batch could never queue"
+            )
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def worker_count(self) -> int:
+        return self.workers or cpu_count()
+
+    @property
+    def intra_op_threads(self) -> int:
+        return self.threads or max(1, cpu_count() // self.worker_count)
+
+    def public(self) -> dict[str, Any]:
+        """What GET /info shows (everything: no setting here is a secret)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "events"}
+        out |= {"workers": self.worker_count, "threads": self.intra_op_threads}
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServingSettings:
+        """From ADREC_<FIELD> variables (empty values mean the default)."""
+        known = {f.name: f for f in fields(cls) if f.name != "events"}
+        values: dict[str, Any] = {}
+        for key, raw in env.items():
+            if not key.startswith(PREFIX) or key.startswith(EVENTS_PREFIX):
+                continue
+            if key in OTHER_VARIABLES:
+                continue
+            name = key[len(PREFIX) :].lower()
+            if name not in known:
+                valid = ", ".join(PREFIX + n.upper() for n in known)
+                raise ValueError(f"{key}: unknown variable (valid: {valid}, {EVENTS_PREFIX}*)")
+            if raw.strip():
+                values[name] = _parse(key, raw.strip(), known[name].type)
+        try:
+            return cls(**values, events=EventLogSettings.from_env(env))
+        except ValueError as exc:  # name the variable, not the field
+            head, _, reason = str(exc).partition(": ")
+            if head in known:
+                raise ValueError(f"{PREFIX}{head.upper()}: {reason}") from None
+            raise
+
+
+def _parse(key: str, raw: str, kind: Any) -> Any:
+    if kind == "str":
+        return raw
+    if kind == "bool":
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{key}={raw!r}: expected a boolean (1/0, true/false, on/off)")
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{key}={raw!r}: expected an integer") from None
