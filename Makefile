@@ -50,12 +50,22 @@ export: train $(ARTIFACTS)/export_report.json
 $(ARTIFACTS)/export_report.json:
 	$(BIN)/python -m export --artifacts $(ARTIFACTS)
 
+# One process tree: BentoML's supervisor and its workers; each worker answers HTTP on $(PORT)
+# and gRPC on $(GRPC_PORT) (shared by the workers) over its own serving core. Ctrl-C stops all.
 serve: export
 	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"
-	$(BIN)/python -m rec_models.serving.launch --port $(PORT) --grpc-port $(GRPC_PORT)
+	ADREC_GRPC_PORT=$(GRPC_PORT) exec $(BIN)/bentoml serve service:Recommender \
+		--host 127.0.0.1 --port $(PORT)
 
+# Offline: uv comes from the venv (`make setup`), the requirements are not locked. A rebuild of
+# the same version replaces it; a failed build leaves no staging folder behind.
+BENTO_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 bento: export
-	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD 2>/dev/null || echo dev)
+	@rm -rf "$(BENTOML_HOME)/tmp"
+	@$(BIN)/bentoml delete -y adrec:$(BENTO_VERSION) >/dev/null 2>&1 || true
+	$(BIN)/bentoml build --version $(BENTO_VERSION) || { rm -rf "$(BENTOML_HOME)/tmp"; exit 1; }
+	@rm -rf "$(BENTOML_HOME)/tmp"
+	@echo "serve it: BENTOML_HOME=$(BENTOML_HOME) $(BIN)/bentoml serve adrec:$(BENTO_VERSION)"
 
 bench: export
 	$(BIN)/python -m benchmarks $(if $(FULL),--full,)

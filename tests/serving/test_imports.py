@@ -10,14 +10,20 @@ from rec_models.config import ROOT
 FORBIDDEN = ("torch", "transformers", "optimum", "sentence_transformers")
 MODULES = [
     "service",
+    "rec_models.serving.batcher",
     "rec_models.serving.bundle",
-    "rec_models.serving.encoder_client",
+    "rec_models.serving.core",
     "rec_models.serving.errors",
     "rec_models.serving.index",
-    "rec_models.serving.launch",
     "rec_models.serving.loading",
+    "rec_models.serving.metrics",
+    "rec_models.serving.oip.codecs",
+    "rec_models.serving.oip.grpc_server",
+    "rec_models.serving.oip.protocol",
+    "rec_models.serving.oip.rest",
     "rec_models.serving.runtime",
     "rec_models.serving.schemas",
+    "rec_models.serving.settings",
     "rec_models.serving.towers",
     "rec_models.serving.web",
 ]

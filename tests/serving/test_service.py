@@ -13,20 +13,20 @@ import pytest
 from rec_models.serving.bundle import ScorerBundle
 
 
-def batch_histogram(metrics: str, method: str = "embed") -> tuple[dict[float, float], float]:
-    """(cumulative bucket counts by upper bound, number of batches) of BentoML's adaptive batch
-    size histogram for `method`, summed over workers."""
+def batch_histogram(metrics: str) -> tuple[dict[float, float], float]:
+    """(cumulative bucket counts by upper bound, number of batches) of the encoder's batch size
+    histogram `adrec_encoder_batch_size`, summed over workers."""
     buckets: dict[float, float] = {}
     count = 0.0
     for line in metrics.splitlines():
-        if f'method_name="{method}"' not in line:
+        if line.startswith("#"):
             continue
-        value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("bentoml_service_adaptive_batch_size_bucket"):
+        value = float(line.rsplit(" ", 1)[1]) if " " in line else 0.0
+        if line.startswith("adrec_encoder_batch_size_bucket"):
             le = re.search(r'le="([^"]+)"', line).group(1)
             bound = float("inf") if le == "+Inf" else float(le)
             buckets[bound] = buckets.get(bound, 0.0) + value
-        elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+        elif line.startswith("adrec_encoder_batch_size_count"):
             count += value
     return buckets, count
 
@@ -56,6 +56,9 @@ def test_probes_and_info(client):
     assert {"bentoml", "onnxruntime", "numpy"} <= set(info["versions"])
     metrics = client.get("/metrics").text
     assert "bentoml_service_request_total" in metrics
+    for series in ("batch_size_bucket", "queue_depth", "queue_wait_seconds_bucket"):
+        assert f"adrec_encoder_{series}" in metrics, series
+    assert info["settings"]["workers"] >= 1 and info["settings"]["threads"] >= 1
 
 
 def test_recommend_known_user(client, bundle):

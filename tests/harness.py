@@ -1,0 +1,124 @@
+"""The real service for the server tests: `bentoml serve` as `make serve` runs it (HTTP native +
+v2 REST + gRPC from the BentoML workers), on free loopback ports, started and stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))
+BENTOML_HOME = Path(os.environ["BENTOML_HOME"])
+START_TIMEOUT_S = 300
+MIB = 1 << 20
+
+
+def have_models() -> bool:
+    models = BENTOML_HOME / "models"
+    encoders = list(models.glob("adrec-encoder-*")) if models.is_dir() else []
+    return (models / "adrec-scorer").is_dir() and bool(encoders)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Service:
+    """A running `bentoml serve`: its HTTP and gRPC addresses, process and log."""
+
+    url: str
+    port: int
+    grpc_port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def grpc(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def v2(self) -> str:  # tritonclient.http takes host:port
+        return f"127.0.0.1:{self.port}"
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def serve_command(target: str, port: int) -> list[str]:
+    """`make serve`'s command line: `bentoml serve` alone, HTTP on `port`."""
+    bentoml = [sys.executable, "-m", "bentoml", "serve", target]
+    return [*bentoml, "--host", "127.0.0.1", "--port", str(port)]
+
+
+def start_service(
+    log: Path, target: str = "service:Recommender", cwd: Path = ROOT, **env: str
+) -> Service:
+    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready."""
+    import httpx
+    import tritonclient.grpc as tgrpc
+
+    port, grpc_port = free_port(), free_port()
+    environ = {**os.environ, "ADREC_GRPC_PORT": str(grpc_port), **env}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            serve_command(target, port), cwd=cwd, env=environ, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    svc = Service(f"http://127.0.0.1:{port}", port, grpc_port, proc, log)
+    grpc_client = tgrpc.InferenceServerClient(svc.grpc)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{svc.tail()}")
+        try:
+            http_ready = httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200
+            if http_ready and grpc_client.is_server_ready(client_timeout=2):
+                return svc
+            error = httpx.get(f"{svc.url}/info", timeout=2).json().get("error")
+        except Exception:  # not listening yet
+            error = None
+        if error:  # loading failed for good: no point waiting
+            stop_service(svc)
+            pytest.fail(f"the service failed to load: {error}\n{svc.tail()}")
+        time.sleep(0.5)
+    stop_service(svc)
+    pytest.fail(f"the service was not ready after {START_TIMEOUT_S} s:\n{svc.tail()}")
+
+
+def stop_service(svc: Service) -> list[object]:
+    """SIGTERM to `bentoml serve` (as Ctrl-C / `kill` would); returns the processes of its tree
+    still alive 60 s later (then killed)."""
+    import psutil
+
+    try:
+        family = psutil.Process(svc.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    if svc.proc.poll() is None:
+        svc.proc.send_signal(signal.SIGTERM)
+    try:
+        svc.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(svc.proc.pid, signal.SIGKILL)
+        svc.proc.wait()
+    _, alive = psutil.wait_procs(family, timeout=10)
+    for p in alive:
+        p.kill()
+    return alive
