@@ -137,8 +137,8 @@ class Requests:
             "k": 10,
         }
 
-    def score(self, rng: random.Random) -> dict:
-        return {"user_id": rng.choice(self.user_ids), "item_ids": rng.sample(self.item_ids, 20)}
+    def score(self, rng: random.Random, n: int = 100) -> dict:
+        return {"user_id": rng.choice(self.user_ids), "item_ids": rng.sample(self.item_ids, n)}
 
     def embed_texts(self, n: int) -> Callable[[random.Random], list[str]]:
         return lambda rng: rng.sample(self.texts, n)

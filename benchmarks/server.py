@@ -1,12 +1,10 @@
-"""The service as a subprocess for the load benchmark: start, wait until ready, stop.
+"""A BentoML service as a subprocess for the load benchmark: start, wait until ready, stop.
 
-Runs `python -m rec_models.serving.launch --port P --grpc-port G` (HTTP + gRPC) on free loopback
-ports with the models of the BentoML store (BENTOML_HOME, default the repository's
-bentoml_home/, filled by `make export`). Batching is switched through the variables the service
-reads. BentoML refuses max_batch_size=1 ("'max_batch_size' must be > 1"), so the HTTP service
-can only run unbatched through a switch of its own (ADREC_BATCHING=0, proposed: the Encoder's
-`embed` then declared batchable=False, the gRPC batcher max size 1); until service.py reads it,
-"batching off" runs the gRPC server alone with `--max-batch-size 1`.
+Runs `bentoml serve <target> --host 127.0.0.1 --port P` as `make serve` does (gRPC from the
+same workers on ADREC_GRPC_PORT) on free loopback ports, with the models of the BentoML store
+(BENTOML_HOME, default the repository's bentoml_home/, filled by `make export`). `env` sets the
+service's ADREC_* settings (workers, threads, ...). The trivial ceiling service
+(benchmarks/trivial_service.py) starts the same way, without gRPC.
 """
 
 from __future__ import annotations
@@ -22,20 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import ARTIFACTS, PINNED, ROOT, THREADS
+from benchmarks.machine import ARTIFACTS, PINNED, ROOT
 
 LOGS = ROOT / ".cache" / "benchmarks"
 START_TIMEOUT_S = 600
-START_ATTEMPTS = 2
-BATCHING_SWITCH = "ADREC_BATCHING"  # 0 = off; the variable service.py should read
-
-
-def http_can_disable_batching() -> bool:
-    return BATCHING_SWITCH in (ROOT / "service.py").read_text()
-
-
-class LoadFailedError(RuntimeError):
-    """The service came up but could not load its models (it reports why in GET /info)."""
 
 
 def bentoml_home() -> Path:
@@ -64,68 +52,48 @@ def free_port() -> int:
 
 
 class Service:
-    """`with Service(batching=True) as svc:` -> svc.http_url, svc.grpc_url, svc.info."""
+    """`with Service("config", {"ADREC_WORKERS": "2"}) as svc:` -> svc.http_url, svc.grpc_url."""
 
-    def __init__(self, batching: bool = True, variant: str | None = None) -> None:
-        self.batching = batching
-        self.grpc_only = not batching and not http_can_disable_batching()
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str] | None = None,
+        target: str = "service:Recommender",
+        grpc: bool = True,
+    ) -> None:
+        self.name, self.target, self.grpc = name, target, grpc
         self.port, self.grpc_port = free_port(), free_port()
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         self.env = {k: v for k, v in os.environ.items() if k not in PINNED}  # the service's own
         self.env.setdefault("BENTOML_HOME", str(bentoml_home()))
-        self.env |= {"ADREC_THREADS": str(THREADS), "ADREC_DEVICE": "cpu"}
-        if variant:
-            self.env["ADREC_ENCODER_VARIANT"] = variant
-        if not batching:
-            self.env[BATCHING_SWITCH] = "0"
+        self.env |= {"ADREC_DEVICE": "cpu", "ADREC_GRPC_PORT": str(self.grpc_port if grpc else 0)}
+        self.env |= env or {}
+        self.settings = dict(env or {})
         LOGS.mkdir(parents=True, exist_ok=True)
-        self.log = LOGS / f"service-{'batching' if batching else 'nobatching'}.log"
-        self.log.write_bytes(b"")
+        self.log = LOGS / f"service-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         self.start_s = 0.0
-        self.start_errors: list[str] = []
 
     def __enter__(self) -> Service:
-        """Start and wait; a start whose model loading failed is retried once (on a loaded
-        2-core machine the Encoder can shed the start-up embedding requests as overloaded)."""
-        for attempt in range(START_ATTEMPTS):
-            try:
-                self._start()
-                return self
-            except LoadFailedError as exc:
-                self.stop()
-                self.start_errors.append(str(exc))
-                if attempt + 1 == START_ATTEMPTS:
-                    raise
-            except BaseException:
-                self.stop()
-                raise
-        raise AssertionError("unreachable")
-
-    def _start(self) -> None:
         cmd = [
-            sys.executable, "-m", "rec_models.serving.launch",
-            "--port", str(self.port), "--grpc-port", str(self.grpc_port),
+            sys.executable, "-m", "bentoml", "serve", self.target,
+            "--host", "127.0.0.1", "--port", str(self.port),
         ]  # fmt: skip
-        if self.grpc_only:
-            cmd = [
-                sys.executable, "-m", "rec_models.serving.grpc_server", "--host", "127.0.0.1",
-                "--port", str(self.grpc_port), "--max-batch-size", "1",
-            ]  # fmt: skip
         t0 = time.monotonic()
-        with open(self.log, "ab") as out:
+        with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                cmd,
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )
-        self._wait_ready(t0 + START_TIMEOUT_S)
+            )  # fmt: skip
+        try:
+            self._wait_ready(t0 + START_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
         self.start_s = round(time.monotonic() - t0, 1)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -134,33 +102,25 @@ class Service:
         import httpx
         import tritonclient.grpc as grpcclient
 
-        http_ok, grpc_ok = self.grpc_only, False
-        grpc = grpcclient.InferenceServerClient(self.grpc_url)
+        grpc = grpcclient.InferenceServerClient(self.grpc_url) if self.grpc else None
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 tail = self.log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the service exited with {self.proc.returncode}:\n{tail}")
-            try:
-                http_ok = http_ok or httpx.get(f"{self.http_url}/readyz", timeout=2).is_success
-                grpc_ok = grpc_ok or grpc.is_server_ready(client_timeout=2)
-            except Exception:  # not listening yet
-                pass
-            if http_ok and grpc_ok:
-                if not self.grpc_only:
-                    self.info = httpx.get(f"{self.http_url}/info", timeout=10).json()
-                return
-            error = None
-            with contextlib.suppress(Exception):  # /info says why loading failed
-                if not self.grpc_only:
-                    error = httpx.get(f"{self.http_url}/info", timeout=2).json().get("error")
-            if error:
-                raise LoadFailedError(f"the HTTP service failed to load: {error}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+            with contextlib.suppress(Exception):  # not listening yet
+                ok = httpx.get(f"{self.http_url}/readyz", timeout=2).is_success
+                if ok and (grpc is None or grpc.is_server_ready(client_timeout=2)):
+                    if self.grpc:
+                        self.info = httpx.get(f"{self.http_url}/info", timeout=10).json()
+                    return
+                if self.grpc and (err := httpx.get(f"{self.http_url}/info").json().get("error")):
+                    raise RuntimeError(f"{self.name} failed to load: {err}")
             time.sleep(1)
-        raise TimeoutError(f"the service was not ready after {START_TIMEOUT_S} s; log {self.log}")
+        raise TimeoutError(f"{self.name} was not ready after {START_TIMEOUT_S} s; log {self.log}")
 
     def stop(self) -> None:
-        """SIGTERM to the launcher (it stops its children), SIGKILL to its group after 60 s."""
+        """SIGTERM to `bentoml serve` (it stops its workers), SIGKILL to its group after 60 s."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
