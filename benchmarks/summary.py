@@ -156,7 +156,7 @@ def load_section(r: dict) -> list[str]:
                 "client CPU %",
             ],
             rows,
-        ),  # fmt: skip
+        ),
         "",
         "![throughput](load_throughput.png) ![p99](load_p99_vs_clients.png)",
     ]
