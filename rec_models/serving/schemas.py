@@ -24,6 +24,7 @@ from rec_models.serving.runtime import (
     MAX_TEXTS,
     Recommendation,
 )
+from rec_models.serving.web import json_response
 from rec_models.text.profiles import Profile
 
 SAMPLE_TEXTS = [
@@ -167,29 +168,32 @@ class SimilarItemsResponse(BaseModel):
     variant: str
 
 
-# -- responses: built from the core's results, one function per route ---------------------------
+# -- responses: built from the core's results, one function per route --------------------------
+# The models above document the answers (OpenAPI); the answers themselves are encoded straight
+# from plain values (web.json_response), which costs a fraction of building and re-validating
+# the models for every request.
 def recommend_response(
     recs: Sequence[Recommendation], probs: np.ndarray, known: bool, variant: str
-) -> RecommendResponse:
+) -> Any:
     items = [
-        ScoredItem(item_id=r.item_id, title=r.title, score=r.score, probability=float(p))
+        {"item_id": r.item_id, "title": r.title, "score": r.score, "probability": float(p)}
         for r, p in zip(recs, probs, strict=True)
     ]
-    return RecommendResponse(items=items, user="known" if known else "cold", variant=variant)
+    return json_response({"items": items, "user": "known" if known else "cold", "variant": variant})
 
 
-def score_response(item_ids: Sequence[int], probs: np.ndarray, variant: str) -> ScoreResponse:
+def score_response(item_ids: Sequence[int], probs: np.ndarray, variant: str) -> Any:
     items = [
-        ItemProbability(item_id=i, probability=float(p))
-        for i, p in zip(item_ids, probs, strict=True)
+        {"item_id": int(i), "probability": float(p)} for i, p in zip(item_ids, probs, strict=True)
     ]
-    return ScoreResponse(items=items, variant=variant)
+    return json_response({"items": items, "variant": variant})
 
 
-def similar_items_response(recs: Sequence[Recommendation], variant: str) -> SimilarItemsResponse:
-    items = [SimilarItem(item_id=r.item_id, title=r.title, score=r.score) for r in recs]
-    return SimilarItemsResponse(items=items, variant=variant)
+def similar_items_response(recs: Sequence[Recommendation], variant: str) -> Any:
+    items = [{"item_id": r.item_id, "title": r.title, "score": r.score} for r in recs]
+    return json_response({"items": items, "variant": variant})
 
 
-def embed_response(vectors: np.ndarray, variant: str) -> EmbedResponse:
-    return EmbedResponse(embeddings=vectors.tolist(), dim=int(vectors.shape[1]), variant=variant)
+def embed_response(vectors: np.ndarray, variant: str) -> Any:
+    payload = {"embeddings": vectors.tolist(), "dim": int(vectors.shape[1]), "variant": variant}
+    return json_response(payload)
