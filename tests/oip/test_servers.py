@@ -208,14 +208,14 @@ def test_bad_input_names_the_tensor(servers: dict[str, Any], transport: str, cas
 
 
 def test_grpc_batches_concurrent_requests(servers: dict[str, Any]) -> None:
-    """32 concurrent one-text requests share encoder batches (ModelStatistics.batch_stats)."""
+    """32 concurrent one-text requests share encoder batches (ModelStatistics.batch_stats of the
+    worker behind this channel: one gRPC channel is one connection, so one worker)."""
 
-    def batch_counts() -> dict[int, int]:
-        stats = client(servers, "grpc").get_inference_statistics("encoder", as_json=True)
+    def batch_counts(stats: dict[str, Any]) -> dict[int, int]:
         batches = stats["model_stats"][0].get("batch_stats", [])
         return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in batches}
 
-    async def burst() -> list[np.ndarray]:
+    async def burst() -> tuple[dict[int, int], list[np.ndarray], dict[int, int]]:
         async with tgrpc_aio.InferenceServerClient(servers["grpc"]) as c:
 
             async def one(i: int) -> np.ndarray:
@@ -223,11 +223,12 @@ def test_grpc_batches_concurrent_requests(servers: dict[str, Any]) -> None:
                 t.set_data_from_numpy(np.array([f"request {i}: {TEXTS[i % 2]}"], dtype=object))
                 return (await c.infer("encoder", [t])).as_numpy("EMBEDDING")
 
-            return await asyncio.gather(*(one(i) for i in range(32)))
+            before = batch_counts(await c.get_inference_statistics("encoder", as_json=True))
+            outputs = await asyncio.gather(*(one(i) for i in range(32)))
+            after = batch_counts(await c.get_inference_statistics("encoder", as_json=True))
+            return before, outputs, after
 
-    before = batch_counts()
-    outputs = asyncio.run(burst())
-    after = batch_counts()
+    before, outputs, after = asyncio.run(burst())
     assert all(o.shape == (1, 384) for o in outputs)
     new = {size: n - before.get(size, 0) for size, n in after.items() if n > before.get(size, 0)}
     assert sum(size * n for size, n in new.items()) == 32
