@@ -101,31 +101,40 @@ def test_a_full_queue_sheds_at_once_and_recovers() -> None:
         await asyncio.sleep(0.01)
         queued = [asyncio.create_task(batcher.submit([i, i])) for i in (1, 2)]  # 4 items wait
         await asyncio.sleep(0)
-        t0 = time.perf_counter()
         with pytest.raises(OverloadedError, match="queue is full"):
             await batcher.submit([9])
-        refused_in = time.perf_counter() - t0
+        refused_while_busy = not first.done()  # refused without waiting for the running batch
         out = await asyncio.gather(first, *queued)
         again = await batcher.submit([5])  # drained: accepted again
         await batcher.close()
-        return out, refused_in, again
+        return out, refused_while_busy, again
 
-    out, refused_in, again = asyncio.run(main())
+    out, refused_while_busy, again = asyncio.run(main())
     assert [o.shape[0] for o in out] == [1, 2, 2] and again.tolist() == [[5, 10]]
-    assert refused_in < 0.01  # refused without waiting for the running batch
+    assert refused_while_busy
 
 
 def test_a_lone_request_waits_for_no_window() -> None:
-    async def main() -> float:
-        batcher: MicroBatcher[int] = MicroBatcher(_slow_double(0.0))
-        await batcher.submit([1])  # the thread exists
-        t0 = time.perf_counter()
-        await batcher.submit([2])
-        elapsed = time.perf_counter() - t0
-        await batcher.close()
-        return elapsed
+    """No timer is ever armed: an idle batcher hands a lone request to the function at once."""
 
-    assert asyncio.run(main()) < 0.005
+    async def main() -> tuple[list[float], np.ndarray]:
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at
+
+        def counting_call_at(when: float, *args: object, **kwargs: object) -> object:
+            timers.append(when - loop.time())
+            return call_at(when, *args, **kwargs)
+
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        batcher: MicroBatcher[int] = MicroBatcher(_slow_double(0.0), max_latency_ms=60_000)
+        out = await batcher.submit([2])
+        loop.call_at = call_at  # type: ignore[method-assign]
+        await batcher.close()
+        return timers, out
+
+    timers, out = asyncio.run(main())
+    assert out.tolist() == [[2, 4]] and timers == []
 
 
 def test_batches_group_texts_of_similar_length_and_report_metrics() -> None:
