@@ -59,14 +59,17 @@ async def scenario(
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=svc.http_url, limits=limits, timeout=60) as http:
-        grpc = grpcaio.InferenceServerClient(svc.grpc_url) if svc.grpc else None
+        # One gRPC channel per 4 clients (at most 8): each channel is one connection to one
+        # worker, as HTTP's pool of connections spreads over the workers.
+        channels = max(1, min(8, clients // 4)) if svc.grpc else 0
+        grpc = [grpcaio.InferenceServerClient(svc.grpc_url) for _ in range(channels)]
         try:
             send = sender(endpoint, req, http, grpc, n_texts)
             await closed_loop(send, min(clients, 16), grid["warmup_s"], grid["max_requests"])
             out = await closed_loop(send, clients, grid["duration_s"], grid["max_requests"])
         finally:
-            if grpc is not None:
-                await grpc.close()
+            for channel in grpc:
+                await channel.close()
     return {"service": svc.name, "endpoint": endpoint, "texts_per_request": n_texts, **out}
 
 
