@@ -21,7 +21,7 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
 DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
-.PHONY: setup data train export serve bento bench test lint clean
+.PHONY: setup data train export serve retrain bento bench test lint clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -53,6 +53,11 @@ $(ARTIFACTS)/export_report.json:
 serve: export
 	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"
 	$(BIN)/python -m rec_models.serving.launch --port $(PORT) --grpc-port $(GRPC_PORT)
+
+# Retrain from the event log (EVENTS=path; default $(ARTIFACTS)/events/events.sqlite) with the
+# served model's configuration (or CONFIG), publish a new scorer version unless it is worse.
+retrain: export
+	$(BIN)/python -m rec_models.retrain $(CONFIG_FLAG) --artifacts $(ARTIFACTS) $(if $(EVENTS),--events $(EVENTS),)
 
 bento: export
 	$(BIN)/bentoml build --version $$(git rev-parse --short HEAD 2>/dev/null || echo dev)
