@@ -56,7 +56,11 @@ def _bentoml():
 def list_versions(name: str = SCORER_NAME) -> list[ScorerVersion]:
     """Every version of store model `name`, oldest first (empty when there is none)."""
     bentoml = _bentoml()
-    models = sorted(bentoml.models.list(name), key=lambda m: m.info.creation_time)
+    try:
+        found = bentoml.models.list(name)
+    except bentoml.exceptions.NotFound:  # the store raises instead of listing nothing
+        return []
+    models = sorted(found, key=lambda m: m.info.creation_time)
     return [
         ScorerVersion(
             str(m.tag),

@@ -88,6 +88,7 @@ def read_logged(path: str | os.PathLike[str]) -> pd.DataFrame:
 def with_logged(ds: Dataset, logged: pd.DataFrame, file: str = "logged.csv") -> Dataset:
     """`ds` with the canonical `logged` rows appended to its interactions; an id the dataset
     does not know names the logged file, row and column."""
-    validate_dataset(Dataset(ds.name, ds.users, ds.items, logged), {"interactions": file})
-    inter = pd.concat([ds.interactions, logged.loc[:, ds.interactions.columns]], ignore_index=True)
+    ds = validate_dataset(ds)  # canonical columns, click and conversion flags included
+    logged = validate_dataset(Dataset(ds.name, ds.users, ds.items, logged), {"interactions": file})
+    inter = pd.concat([ds.interactions, logged.interactions], ignore_index=True)
     return validate_dataset(Dataset(ds.name, ds.users, ds.items, inter))
