@@ -24,7 +24,7 @@ from rec_models.data.custom import save_canonical
 from rec_models.data.schema import Dataset
 from rec_models.events import EventKind, Feedback, Impressions, SQLiteSink
 
-N_USERS, N_ITEMS = 80, 200
+N_USERS, N_ITEMS = 40, 150
 SEED = 7
 
 
@@ -92,29 +92,37 @@ def items_of(folder: Path) -> np.ndarray:
     return pd.read_csv(folder / "items.csv")["item_id"].to_numpy(np.int64)
 
 
-def config_text(data: Path, extra: str = "") -> str:
-    """A small, fast configuration of the subset (one ranking protocol)."""
+# the fast configuration of the subset, and one that cannot rank: MF with two factors, a 2-wide
+# text tower trained once
+FAST = {"mf": "factors = 16\nepochs = 3", "attention": "dim = 32\nepochs = 2\nfolds = 2"}
+CRIPPLED = {"mf": "factors = 2\nepochs = 1", "attention": "dim = 2\nepochs = 1\nfolds = 2"}
+
+
+def config_text(data: Path, retrain: str, models: dict[str, str] = FAST) -> str:
+    """A small configuration of the subset (one ranking protocol) with a [retrain] table."""
     return f"""protocols = ["recommenders"]
 [data]
 source = "custom"
 path = "{data}"
 rows = "interactions"
+[encoder]
+max_length = 32
 [mf]
-factors = 16
-epochs = 3
+{models["mf"]}
 [attention]
-dim = 32
-epochs = 2
-folds = 2
+{models["attention"]}
 [hybrid]
 alphas = [0.0, 0.5, 1.0]
-{extra}
+[retrain]
+{retrain}
 """
 
 
 def run_module(
     module: str, args: list[str], bentoml_home: Path, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m module args` (or `python -c CODE` with module "-c") against the model store
+    at `bentoml_home`."""
     env = {
         **os.environ,
         "BENTOML_HOME": str(bentoml_home),
@@ -123,6 +131,6 @@ def run_module(
         "BENTOML_DO_NOT_TRACK": "True",
     }
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *(["-c"] if module == "-c" else ["-m", module]), *args],
         capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )  # fmt: skip
