@@ -3,7 +3,7 @@
 The hold-out is the latest share of the logged impressions (snapshot.py). The new model is
 fitted on the dataset plus the earlier logged impressions only; the current version is the
 scorer bundle in the model store, scored through its own `user_tower.onnx` and item vectors
-(the README's scorer-bundle contract), so neither has seen the hold-out. On the impressions
+(bundle.py), so neither has seen the hold-out. On the impressions
 both can score (users and items the current bundle knows):
 
 - auc: click AUC over all hold-out impressions pooled (uncalibrated scores: Platt's monotone
@@ -16,8 +16,6 @@ both can score (users and items the current bundle knows):
 from __future__ import annotations
 
 import itertools
-import json
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,9 +26,8 @@ from rec_models.data.logged import with_logged
 from rec_models.evaluation import metrics as M
 from rec_models.fitting import fit_all, pair_scores
 from rec_models.pipeline import Context, build_context, torch_embedder
+from rec_models.retrain.bundle import OfflineBundle
 from rec_models.versions import ScorerVersion
-
-Encode = Callable[[list[str]], np.ndarray]
 
 
 def response_ndcg(
@@ -76,55 +73,6 @@ def new_model_scores(
     return pair_scores(hybrid, users, items)
 
 
-def bundle_scores(
-    version: ScorerVersion, user_ids: np.ndarray, item_ids: np.ndarray, encode: Encode
-) -> tuple[np.ndarray, np.ndarray]:
-    """(known mask, scores of the known rows) of the store version's scorer bundle: user vector
-    from user_tower.onnx (profile text embedded by `encode`, clicked history, MF factors) dotted
-    with the bundle's item vector."""
-    import onnxruntime as ort
-
-    folder = version.path
-    with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    config = json.loads((folder / "config.json").read_text())
-    catalog = json.loads((folder / "catalog.json").read_text())
-    u_pos = {int(u): j for j, u in enumerate(arrays["user_ids"])}
-    i_pos = {int(i): j for j, i in enumerate(arrays["item_ids"])}
-    known = np.array(
-        [int(u) in u_pos and int(i) in i_pos for u, i in zip(user_ids, item_ids, strict=True)],
-        bool,
-    )
-    users = sorted({u_pos[int(u)] for u in user_ids[known]})
-    if not users:
-        return known, np.zeros(0)
-    texts = [catalog["users"][u]["profile_text"] for u in users]
-    profile = np.asarray(encode(texts), np.float32)  # (B, d)
-    hist_len = int(config["max_history"])
-    item_emb = arrays["item_emb"]
-    ptr, hist_ids = arrays["history_indptr"], arrays["history_items"]
-    history = np.zeros((len(users), hist_len, item_emb.shape[1]), np.float32)  # (B, L, d)
-    mask = np.zeros((len(users), hist_len), np.float32)  # (B, L), left-padded
-    for b, u in enumerate(users):
-        rows = [i_pos[int(i)] for i in hist_ids[ptr[u] : ptr[u + 1]]][-hist_len:]
-        if rows:
-            history[b, hist_len - len(rows) :] = item_emb[rows]
-            mask[b, hist_len - len(rows) :] = 1.0
-    session = ort.InferenceSession(str(folder / "user_tower.onnx"))
-    feeds = {
-        "profile_emb": profile,
-        "history_emb": history,
-        "history_mask": mask,
-        "user_factors": arrays["user_factors"][users].astype(np.float32),
-    }
-    vectors = session.run(["user_vector"], feeds)[0]  # (B, D)
-    row_of = {u: b for b, u in enumerate(users)}
-    b_rows = np.array([row_of[u_pos[int(u)]] for u in user_ids[known]], np.int64)
-    i_rows = np.array([i_pos[int(i)] for i in item_ids[known]], np.int64)
-    scores = np.einsum("nd,nd->n", vectors[b_rows], arrays["item_vectors"][i_rows])
-    return known, scores.astype(np.float64)
-
-
 def compare_on_holdout(
     cfg: TrainConfig,
     base: Context,
@@ -145,7 +93,7 @@ def compare_on_holdout(
     if current is not None:
         encode = torch_embedder(base).encode
         users = holdout["user_id"].to_numpy(np.int64)
-        keep, cur_scores = bundle_scores(current, users, items, encode)
+        keep, cur_scores = OfflineBundle(current.path).pair_scores(users, items, encode)
         if keep.any():
             out["current"] = holdout_metrics(
                 request_ids[keep], items[keep], clicked[keep], cur_scores, cfg.k
