@@ -1,0 +1,92 @@
+"""The Bento the image is made from: `adrec:<short git HEAD>`, built once and reused.
+
+`bentoml build --version V` refuses a tag that already exists, so a second `make container` on
+the same commit reuses the Bento, unless its files no longer match the working tree (an edit
+since it was built): then it is deleted and built again, so the image never ships stale code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from rec_models.config import ROOT
+
+from .tools import ContainerError, run
+
+NAME = "adrec"
+
+
+def bentoml_home() -> Path:
+    return Path(os.environ.get("BENTOML_HOME", ROOT / "bentoml_home"))
+
+
+def default_version() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    return done.stdout.strip() if done.returncode == 0 else "dev"
+
+
+def bentofile() -> dict:
+    return yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+
+
+def serve_packages() -> list[str]:
+    """The bentofile's Python packages: the serving set, what the image installs."""
+    return [str(p) for p in bentofile()["python"]["packages"]]
+
+
+def included_files() -> dict[str, bytes]:
+    """The working tree's files that `bentoml build` puts into the Bento's src/."""
+    spec = bentofile()
+    files: dict[str, bytes] = {}
+    for pattern in spec["include"]:
+        for path in ROOT.glob(pattern):
+            rel = path.relative_to(ROOT).as_posix()
+            if path.is_file() and "__pycache__" not in rel and not rel.endswith(".pyc"):
+                files[rel] = path.read_bytes()
+    return files
+
+
+def is_current(bento: Path) -> bool:
+    """True when the Bento's sources and packages are those of the working tree."""
+    src = bento / "src"
+    built = {
+        p.relative_to(src).as_posix(): p.read_bytes()
+        for p in src.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.name != "bentofile.yaml"
+    }
+    wanted = included_files()
+    if any(built.get(rel) != data for rel, data in wanted.items()):
+        return False
+    reqs = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
+    return all(p in reqs for p in serve_packages())
+
+
+def bentoml(*args: str, timeout: float = 900) -> str:
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home()), "BENTOML_DO_NOT_TRACK": "True"}
+    return run(
+        [sys.executable, "-m", "bentoml", *args], f"bentoml {args[0]}", timeout, cwd=ROOT, env=env
+    )
+
+
+def ensure_bento(version: str | None = None) -> Path:
+    """The folder of the Bento `adrec:<version>`, building or rebuilding it when needed."""
+    version = version or default_version()
+    bento = bentoml_home() / "bentos" / NAME / version
+    if (bento / "bento.yaml").is_file():
+        if is_current(bento):
+            print(f"bento: reusing {NAME}:{version} ({bento})", flush=True)
+            return bento
+        print(f"bento: {NAME}:{version} differs from the working tree: rebuilding", flush=True)
+        bentoml("delete", "-y", f"{NAME}:{version}")
+    print(f"bento: bentoml build --version {version}", flush=True)
+    bentoml("build", "--version", version)
+    if not (bento / "bento.yaml").is_file():
+        raise ContainerError(f"bentoml build succeeded but {bento} has no bento.yaml")
+    return bento
