@@ -21,8 +21,8 @@ from rec_models.config import ROOT
 os.environ.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))  # before bentoml is imported
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
-from .base_image import ensure_base_image  # noqa: E402
-from .tools import ContainerError  # noqa: E402
+from .base_image import ensure_base_image
+from .tools import ContainerError
 
 
 def build(args: argparse.Namespace) -> None:
@@ -43,7 +43,8 @@ def serve(args: argparse.Namespace) -> None:
     try:
         print(f"container {container.cid[:12]} starting: {tag}", flush=True)
         seconds = wait_ready(container, args.timeout)
-        print(f"ready in {seconds:.1f} s: {container.url} (HTTP), 127.0.0.1:{args.grpc_port} (gRPC)")
+        grpc = f"127.0.0.1:{args.grpc_port}"
+        print(f"ready in {seconds:.1f} s: {container.url} (HTTP), {grpc} (gRPC)")
         print("Ctrl-C stops it", flush=True)
         while container.running():
             time.sleep(1)

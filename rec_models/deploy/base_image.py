@@ -57,7 +57,8 @@ def make_rootfs_tarball(recipe: BaseRecipe) -> Path:
     rootfs = target.with_suffix(".rootfs")
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.parent.mkdir(parents=True, exist_ok=True)
-    print(f"base image: debootstrap {recipe.suite} ({recipe.variant}) into {rootfs} (minutes)", flush=True)
+    what = f"{recipe.suite} ({recipe.variant})"
+    print(f"base image: debootstrap {what} into {rootfs} (takes minutes)", flush=True)
     stream(
         [
             "debootstrap",

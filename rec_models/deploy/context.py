@@ -45,22 +45,36 @@ def bento_info(bento: Path):
         return BaseBentoInfo.from_yaml_file(f)
 
 
-def render_dockerfile(bento: Path, base_image: str) -> str:
-    """The image's Dockerfile for the Bento folder `bento`, FROM the local `base_image`."""
-    from bentoml._internal.container.generate import generate_containerfile
+def render_dockerfile(docker, conda, bento_fs: Path, base_image: str) -> str:
+    """The image's Dockerfile from a Bento's DockerOptions / CondaOptions, FROM `base_image`.
 
-    info = bento_info(bento)
+    BentoML's generator with `dockerfile_template` would do the same, but only accepts a template
+    inside the working directory and outside hidden folders; this is its loading step, unrestricted.
+    """
+    from bentoml._internal.container import generate
+    from jinja2.loaders import FileSystemLoader
+
     docker = attrs.evolve(
-        info.docker,
+        docker,
         base_image=base_image,
-        dockerfile_template=str(TEMPLATE),
         distro=None,  # the base image decides; BentoML would warn that these are ignored
         python_version=None,
         system_packages=None,
     )
-    return generate_containerfile(
-        docker, str(bento), conda=info.conda, bento_fs=bento, enable_buildkit=False
+    environment = generate.build_environment()
+    base = environment.get_template("base.j2", globals=generate.J2_FUNCTION)
+    paths = [*environment.loader.searchpath, str(TEMPLATE.parent)]
+    ours = environment.overlay(loader=FileSystemLoader(paths, followlinks=True)).get_template(
+        TEMPLATE.name, globals={"bento_base_template": base, **generate.J2_FUNCTION}
     )
+    variables = generate.get_templates_variables(docker, conda, bento_fs, enable_buildkit=False)
+    return ours.render(**variables, http_port=HTTP_PORT, grpc_port=GRPC_PORT)
+
+
+def bento_dockerfile(bento: Path, base_image: str) -> str:
+    """The image's Dockerfile for the built Bento folder `bento`."""
+    info = bento_info(bento)
+    return render_dockerfile(info.docker, info.conda, bento, base_image)
 
 
 def copy_models(bento: Path, dest: Path) -> list[str]:
@@ -97,5 +111,5 @@ def make_context(bento: Path, base_image: str, wheelhouse: Path, requirements: s
     (dest / "env" / "python" / "requirements.txt").write_text(requirements)
     link_tree(wheelhouse, dest / "wheelhouse")
     dockerfile = dest / "env" / "docker" / "Dockerfile"
-    dockerfile.write_text(render_dockerfile(bento, base_image))
+    dockerfile.write_text(bento_dockerfile(bento, base_image))
     return dockerfile

@@ -83,8 +83,8 @@ def build_image(version: str | None = None, gpu: bool = False) -> ImageBuild:
 
 
 def describe(result: ImageBuild) -> str:
-    mb = result.size_bytes / 1e6
-    return f"{result.tag}: {mb:,.0f} MB ({'GPU' if result.gpu else 'CPU'}), built in {result.build_s} s"
+    kind = "GPU" if result.gpu else "CPU"
+    return f"{result.tag}: {result.size_bytes / 1e6:,.0f} MB ({kind}), built in {result.build_s} s"
 
 
 def remove_image(tag: str) -> None:

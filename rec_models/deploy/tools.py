@@ -40,7 +40,9 @@ def stream(cmd: Sequence[str], what: str, log: Path, quiet: bool = False) -> Non
     """Run a long command, its output shown line by line (the progress) and kept in a log file."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)

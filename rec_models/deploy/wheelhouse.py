@@ -1,4 +1,4 @@
-"""The wheels the image installs, fetched (or built) once from the package index and kept for offline builds.
+"""The wheels the image installs: fetched (or built) once from the package index, then offline.
 
 A wheelhouse is keyed by a hash of the image's requirements and of constraints.txt, so the same
 serving set is downloaded once; the image build itself then installs with `--no-index`.
@@ -26,7 +26,7 @@ def wheelhouse_key(requirements: str) -> str:
 
 
 def ensure_wheelhouse(requirements: str) -> Path:
-    """A folder of wheels covering `requirements` (pinned by constraints.txt), complete or absent."""
+    """A folder of wheels for `requirements` (pinned by constraints.txt): complete or absent."""
     folder = CACHE / f"wheels-{wheelhouse_key(requirements)}"
     if (folder / ".complete").is_file():
         print(f"wheelhouse: reusing {folder}", flush=True)
@@ -36,12 +36,9 @@ def ensure_wheelhouse(requirements: str) -> Path:
     reqs = folder / "requirements.txt"
     reqs.write_text(requirements)
     print(f"wheelhouse: pip wheel into {folder}", flush=True)
+    pip = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(folder)]
     stream(
-        [
-            sys.executable, "-m", "pip", "wheel",
-            "--wheel-dir", str(folder),
-            "-r", str(reqs), "-c", str(CONSTRAINTS),
-        ],  # fmt: skip
+        [*pip, "-r", str(reqs), "-c", str(CONSTRAINTS)],
         "pip wheel of the image's requirements",
         CACHE / "logs" / "wheelhouse.log",
     )
