@@ -40,8 +40,10 @@ def run_command(
 ) -> list[str]:
     """The `podman run -d` command line of the image, ports published on 127.0.0.1 only."""
     flags = [f"--env={k}={v}" for k, v in (env or {}).items()]
+    # The HEALTHCHECK stays in the image; podman's periodic runner needs systemd (none here), so
+    # its timer is off and the check is run on demand (Container.healthcheck).
     return [
-        "podman", "run", "-d", *rlimit_flags(),
+        "podman", "run", "-d", *rlimit_flags(), "--health-interval=disable",
         "-p", f"127.0.0.1:{http_port}:{HTTP_PORT}", "-p", f"127.0.0.1:{grpc_port}:{GRPC_PORT}",
         *flags, image,
     ]  # fmt: skip
@@ -88,7 +90,7 @@ def start(
 def site_packages(image: str) -> list[str]:
     """The names in the image's virtualenv site-packages (what the image can import)."""
     out = run(
-        ["podman", "run", "--rm", *rlimit_flags(), "--network", "none",
+        ["podman", "run", "--rm", *rlimit_flags(), "--network", "none", "--no-healthcheck",
          "--entrypoint", "ls", image, SITE_PACKAGES],
         "listing the image's site-packages", timeout=120,
     )  # fmt: skip

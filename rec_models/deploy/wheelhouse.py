@@ -7,6 +7,7 @@ serving set is downloaded once; the image build itself then installs with `--no-
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,9 @@ from rec_models.config import ROOT
 from .tools import CACHE, ContainerError, stream
 
 CONSTRAINTS = ROOT / "constraints.txt"
-FORBIDDEN = ("torch", "transformers", "optimum", "nvidia-")  # never in the CPU image
+# Never in the CPU image: the training stack, and CUDA libraries (nvidia-*-cu12 wheels, and
+# onnxruntime-gpu). nvidia-ml-py, a small NVML binding bentoml itself depends on, is no CUDA library.
+FORBIDDEN = re.compile(r"^(torch\w*|transformers|optimum|onnxruntime-gpu|nvidia-.*-cu\d+)-")
 
 
 def wheelhouse_key(requirements: str) -> str:
@@ -51,4 +54,4 @@ def ensure_wheelhouse(requirements: str) -> Path:
 def forbidden_wheels(folder: Path) -> list[str]:
     """Wheels of the training stack or CUDA that a CPU image must not carry."""
     names = [p.name.lower().replace("_", "-") for p in folder.glob("*.whl")]
-    return [n for n in names if n.startswith(FORBIDDEN)]
+    return sorted(n for n in names if FORBIDDEN.match(n))
