@@ -18,7 +18,7 @@ from .tools import CACHE, ContainerError, stream
 
 CONSTRAINTS = ROOT / "constraints.txt"
 # Never in the CPU image: the training stack, and CUDA libraries (nvidia-*-cu12 wheels, and
-# onnxruntime-gpu). nvidia-ml-py, a small NVML binding bentoml itself depends on, is no CUDA library.
+# onnxruntime-gpu). nvidia-ml-py, the small NVML binding bentoml depends on, holds no CUDA library.
 FORBIDDEN = re.compile(r"^(torch\w*|transformers|optimum|onnxruntime-gpu|nvidia-.*-cu\d+)-")
 
 

@@ -51,7 +51,8 @@ def test_non_root_ports_healthcheck_entrypoint(dockerfile):
     exposed = {p for line in instructions(dockerfile, "EXPOSE") for p in line.split()[1:]}
     assert {"3000", "8001"} <= exposed
     (health,) = instructions(dockerfile, "HEALTHCHECK")
-    assert re.search(r"CMD curl -fsS \"http://127\.0\.0\.1:\$\{BENTOML_PORT:-3000\}/readyz\"", health)
+    probe = r"CMD curl -fsS \"http://127\.0\.0\.1:\$\{BENTOML_PORT:-3000\}/readyz\""
+    assert re.search(probe, health)
     assert "curl" in BaseRecipe().packages  # the health check's tool is in the base image
     assert dockerfile[-1] == 'ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]'
     assert dockerfile.index(users[-1]) < dockerfile.index(dockerfile[-1])
