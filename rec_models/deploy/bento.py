@@ -46,9 +46,8 @@ def included_files() -> dict[str, bytes]:
     spec = bentofile()
     files: dict[str, bytes] = {}
     for pattern in spec["include"]:
-        for path in ROOT.glob(
-            pattern.lstrip("/")
-        ):  # "/x": anchored at the root, as bentoml reads it
+        # "/x" is anchored at the build context, as bentoml reads it; ROOT.glob wants it relative.
+        for path in ROOT.glob(pattern.lstrip("/")):
             rel = path.relative_to(ROOT).as_posix()
             if path.is_file() and "__pycache__" not in rel and not rel.endswith(".pyc"):
                 files[rel] = path.read_bytes()
