@@ -17,9 +17,9 @@ from rec_models.config import ROOT
 from .tools import CACHE, ContainerError, stream
 
 CONSTRAINTS = ROOT / "constraints.txt"
-# Never in the CPU image: the training stack, and CUDA libraries (nvidia-*-cu12 wheels, and
-# onnxruntime-gpu). nvidia-ml-py, the small NVML binding bentoml depends on, holds no CUDA library.
-FORBIDDEN = re.compile(r"^(torch\w*|transformers|optimum|onnxruntime-gpu|nvidia-.*-cu\d+)-")
+# Never in the CPU image: the training stack, and CUDA libraries (onnxruntime-gpu, the nvidia-*
+# wheels). nvidia-ml-py, the small NVML binding bentoml depends on, holds no CUDA library.
+FORBIDDEN = re.compile(r"^(torch\w*|transformers|optimum|onnxruntime-gpu|nvidia-(?!ml-py-))")
 
 
 def wheelhouse_key(requirements: str) -> str:

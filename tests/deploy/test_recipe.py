@@ -82,6 +82,7 @@ def test_forbidden_wheels_catch_torch_and_cuda_but_not_nvml(tmp_path: Path):
     names = [
         "torch-2.13.0-cp311-cp311-linux_x86_64.whl",
         "nvidia_cublas_cu12-12.8.4.1-py3-none-manylinux_2_27_x86_64.whl",
+        "nvidia_cuda_runtime-13.5.37-py3-none-manylinux2014_x86_64.whl",  # CUDA 13: no -cu suffix
         "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_27_x86_64.whl",
         "nvidia_ml_py-13.615.71-py3-none-any.whl",  # bentoml's NVML binding: no CUDA in it
         "onnxruntime-1.32.0-cp311-cp311-manylinux_2_27_x86_64.whl",
@@ -89,11 +90,8 @@ def test_forbidden_wheels_catch_torch_and_cuda_but_not_nvml(tmp_path: Path):
     ]
     for name in names:
         (tmp_path / name).touch()
-    assert [n.split("-")[0] for n in forbidden_wheels(tmp_path)] == [
-        "nvidia",
-        "onnxruntime",
-        "torch",
-    ]
+    found = [n.split("-")[0] for n in forbidden_wheels(tmp_path)]
+    assert found == ["nvidia", "nvidia", "onnxruntime", "torch"]
 
 
 def test_base_recipe_is_debian_python311_and_keyed_by_its_content():
