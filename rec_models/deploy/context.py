@@ -1,10 +1,10 @@
 """The build context of the image: the Bento, its models, a wheelhouse and the Dockerfile.
 
-The Dockerfile is BentoML's own (base.j2, rendered by BentoML's generator from the Bento's
-bento.yaml: user, BENTO_PATH, the bentofile's envs, entrypoint) with `Dockerfile.j2` overriding
-its Python set-up, the ports and the health check. The bentofile itself stays untouched: the local
-base image and the template are handed to the generator here. (`bentoml._internal` is pinned by
-bentoml==1.4.40.)
+The Dockerfile is BentoML's own (base_v2.j2, with the variables BentoML's generator gives it
+from the Bento's bento.yaml: user, BENTO_PATH, the bentofile's envs, entrypoint) with
+`Dockerfile.j2` overriding its Python set-up, the ports and the health check. The bentofile
+stays untouched (a `docker.dockerfile_template` there would turn the Bento into the old format).
+`bentoml._internal` is pinned by bentoml==1.4.40.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-
-import attrs
 
 from .tools import ContainerError
 
@@ -45,36 +43,35 @@ def bento_info(bento: Path):
         return BaseBentoInfo.from_yaml_file(f)
 
 
-def render_dockerfile(docker, conda, bento_fs: Path, base_image: str) -> str:
-    """The image's Dockerfile from a Bento's DockerOptions / CondaOptions, FROM `base_image`.
-
-    BentoML's generator with `dockerfile_template` would do the same, but only accepts a template
-    inside the working directory and outside hidden folders; this is its loading step, unrestricted.
+def render_dockerfile(envs: list, bento_fs: Path, base_image: str) -> str:
+    """The image's Dockerfile: BentoML's base_v2.j2 (the template of a new-style Bento, as
+    `bentoml containerize` renders it) extended by Dockerfile.j2, FROM `base_image`, with the
+    Bento's runtime `envs`. BentoML's own Python set-up (`image.commands`: apt-get of a compiler
+    and git; uv; the requirements from the index) is what Dockerfile.j2 replaces.
     """
-    from bentoml._internal.container import generate
+    from _bentoml_impl.docker import get_templates_variables
+    from bentoml._internal.bento.bento import ImageInfo
+    from bentoml._internal.container import generate, split_envs_by_stage
     from jinja2.loaders import FileSystemLoader
 
-    docker = attrs.evolve(
-        docker,
-        base_image=base_image,
-        distro=None,  # the base image decides; BentoML would warn that these are ignored
-        python_version=None,
-        system_packages=None,
-    )
+    runtime, build_stage = split_envs_by_stage(envs)
+    if build_stage:  # those need BuildKit secrets, which podman's build has no use for here
+        raise ContainerError(f"build-stage envs are not supported: {[e.name for e in build_stage]}")
     environment = generate.build_environment()
-    base = environment.get_template("base.j2", globals=generate.J2_FUNCTION)
+    base = environment.get_template("base_v2.j2")
     paths = [*environment.loader.searchpath, str(TEMPLATE.parent)]
     ours = environment.overlay(loader=FileSystemLoader(paths, followlinks=True)).get_template(
-        TEMPLATE.name, globals={"bento_base_template": base, **generate.J2_FUNCTION}
+        TEMPLATE.name, globals={"bento_base_template": base}
     )
-    variables = generate.get_templates_variables(docker, conda, bento_fs, enable_buildkit=False)
+    variables = get_templates_variables(
+        ImageInfo(base_image=base_image), bento_fs, enable_buildkit=False, envs=runtime
+    )
     return ours.render(**variables, http_port=HTTP_PORT, grpc_port=GRPC_PORT)
 
 
 def bento_dockerfile(bento: Path, base_image: str) -> str:
     """The image's Dockerfile for the built Bento folder `bento`."""
-    info = bento_info(bento)
-    return render_dockerfile(info.docker, info.conda, bento, base_image)
+    return render_dockerfile(list(bento_info(bento).envs), bento, base_image)
 
 
 def copy_models(bento: Path, dest: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import resource
+import shlex
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ TRAINING_STACK = ("torch", "transformers", "optimum", "onnxruntime-gpu", "nvidia
 
 @pytest.fixture(scope="module")
 def dockerfile(tmp_path_factory) -> list[str]:
-    config = BentoBuildConfig.from_file(str(ROOT / "bentofile.yaml")).with_defaults()
+    config = BentoBuildConfig.from_file(str(ROOT / "bentofile.yaml"))
     bento_fs = tmp_path_factory.mktemp("bento")
-    text = render_dockerfile(config.docker, config.conda, bento_fs, BaseRecipe().tag())
+    text = render_dockerfile(list(config.envs), bento_fs, BaseRecipe().tag())
     # Join continuation lines: one instruction per item.
     return [line for line in text.replace("\\\n", " ").splitlines() if line and line[0] != "#"]
 
@@ -35,7 +36,7 @@ def instructions(lines: list[str], keyword: str) -> list[str]:
 
 
 def test_from_the_local_base_image_and_nothing_from_the_network(dockerfile):
-    assert instructions(dockerfile, "FROM") == [f"FROM {BaseRecipe().tag()} as base-container"]
+    assert instructions(dockerfile, "FROM") == [f"FROM {BaseRecipe().tag()} AS base-container"]
     runs = " ".join(instructions(dockerfile, "RUN"))
     assert "pip install --no-index" in runs and "--find-links /wheelhouse" in runs
     # The wheelhouse is bind-mounted for that one RUN, never copied into a layer.
@@ -62,7 +63,8 @@ def test_bentofile_envs_become_image_envs(dockerfile):
     envs = {e["name"]: e["value"] for e in bento_mod.bentofile()["envs"]}
     assert "ADREC_DEVICE" in envs
     for name, value in envs.items():
-        assert f"ARG {name}={value}" in dockerfile and f"ENV {name}=${name}" in dockerfile
+        arg = f"ARG {name}" + (f"={shlex.quote(value)}" if value else "")
+        assert arg in dockerfile and f"ENV {name}=${name}" in dockerfile
 
 
 def test_serve_set_has_no_training_stack_and_gpu_is_one_line():
