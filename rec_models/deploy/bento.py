@@ -8,6 +8,7 @@ since it was built): then it is deleted and built again, so the image never ship
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def ensure_bento(version: str | None = None) -> Path:
             return bento
         print(f"bento: {NAME}:{version} differs from the working tree: rebuilding", flush=True)
         bentoml("delete", "-y", f"{NAME}:{version}")
+    # What a failed build leaves in $BENTOML_HOME/tmp (inside the repository by default) the next
+    # build would copy into itself, again and again, until "File name too long".
+    for stale in (bentoml_home() / "tmp").glob("bentoml_bento_*"):
+        shutil.rmtree(stale, ignore_errors=True)
     print(f"bento: bentoml build --version {version}", flush=True)
     bentoml("build", "--version", version)
     if not (bento / "bento.yaml").is_file():

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .base_image import ensure_base_image
 from .bento import NAME, ensure_bento
@@ -59,11 +61,13 @@ def build_image(version: str | None = None, gpu: bool = False) -> ImageBuild:
     if not gpu and (bad := forbidden_wheels(wheelhouse)):
         raise ContainerError(f"the CPU image's wheelhouse holds {bad}: the serving set leaks")
     tag = image_tag(version, gpu)
-    context = CACHE / "context"
-    dockerfile = make_context(bento, base, wheelhouse, requirements, context)
+    # Outside the repository: bentoml's unanchored include patterns ("service.py") would pick up
+    # a copy of the Bento left inside it by an interrupted build.
+    context = Path(tempfile.mkdtemp(prefix="adrec-image-"))
     previous = image_id(tag)
-    print(f"image: podman build {tag} (offline)", flush=True)
     try:
+        dockerfile = make_context(bento, base, wheelhouse, requirements, context)
+        print(f"image: podman build {tag} (offline)", flush=True)
         stream(
             ["podman", "build", "--format", "docker",  # docker format keeps HEALTHCHECK
              "--network", "none", *rlimit_flags(), "--layers=false",
