@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -70,11 +71,24 @@ def is_current(bento: Path) -> bool:
     return all(p in reqs for p in serve_packages())
 
 
-def bentoml(*args: str, timeout: float = 900) -> str:
+def bentoml(*args: str, cwd: Path = ROOT, timeout: float = 900) -> str:
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home()), "BENTOML_DO_NOT_TRACK": "True"}
     return run(
-        [sys.executable, "-m", "bentoml", *args], f"bentoml {args[0]}", timeout, cwd=ROOT, env=env
+        [sys.executable, "-m", "bentoml", *args], f"bentoml {args[0]}", timeout, cwd=cwd, env=env
     )
+
+
+def build_bento(version: str) -> None:
+    """`bentoml build` from a clean copy of the included files, not from the repository: an
+    unanchored include pattern ("service.py") matches at any depth, so a build from the
+    repository also takes the Bentos under bentoml_home/ (and a failed build's tmp/ copy, into
+    itself until "File name too long")."""
+    with tempfile.TemporaryDirectory(prefix="adrec-bento-") as ctx:
+        for rel, data in included_files().items():
+            (Path(ctx) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(ctx) / rel).write_bytes(data)
+        shutil.copy2(ROOT / "bentofile.yaml", Path(ctx) / "bentofile.yaml")
+        bentoml("build", "--version", version, ".", cwd=Path(ctx))
 
 
 def ensure_bento(version: str | None = None) -> Path:
@@ -87,12 +101,8 @@ def ensure_bento(version: str | None = None) -> Path:
             return bento
         print(f"bento: {NAME}:{version} differs from the working tree: rebuilding", flush=True)
         bentoml("delete", "-y", f"{NAME}:{version}")
-    # What a failed build leaves in $BENTOML_HOME/tmp (inside the repository by default) the next
-    # build would copy into itself, again and again, until "File name too long".
-    for stale in (bentoml_home() / "tmp").glob("bentoml_bento_*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    print(f"bento: bentoml build --version {version}", flush=True)
-    bentoml("build", "--version", version)
+    print(f"bento: bentoml build --version {version} (from a clean copy)", flush=True)
+    build_bento(version)
     if not (bento / "bento.yaml").is_file():
         raise ContainerError(f"bentoml build succeeded but {bento} has no bento.yaml")
     return bento
