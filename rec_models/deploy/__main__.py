@@ -32,12 +32,11 @@ def build(args: argparse.Namespace) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from .bento import default_version
     from .image import image_tag
     from .probe import wait_ready
     from .runner import start
 
-    tag = image_tag(args.version or default_version(), args.gpu)
+    tag = image_tag(args.version or "latest", args.gpu)  # default: the last `make container`
     container = start(tag, args.port, args.grpc_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -64,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("base", help="make and import only the base image")
     for p in (b, r):
         p.add_argument("--gpu", action="store_true", help="onnxruntime-gpu instead of onnxruntime")
-        p.add_argument("--version", help="the Bento version (default: the short git HEAD)")
+        p.add_argument(
+            "--version",
+            help="build: the Bento version (default: the short git HEAD); "
+            "run: the image's (default: latest, the last build)",
+        )
     r.add_argument("--port", type=int, default=3000, help="host port of HTTP (127.0.0.1)")
     r.add_argument("--grpc-port", type=int, default=8001, help="host port of gRPC (127.0.0.1)")
     r.add_argument("--timeout", type=float, default=900, help="seconds to wait for /readyz")
