@@ -2,16 +2,18 @@
 
     python -m benchmarks.container [--repeats 3] [--no-host]
 
-Needs the image of `make container` (this commit's Bento). Each repeat starts the image with
-podman (published on free loopback ports) and, as the peer, `bentoml serve adrec:<version>` on
-the host, alternating which goes first; the time is from the start command to the first 200 of
-/readyz. Standalone (not in `python -m benchmarks`): each start encodes the catalog and the known
-users, minutes on a loaded 2-core machine. Results: benchmarks/results/container.json.
+Needs an image of `make container` (the last CPU build, and its Bento). Each repeat starts the
+image with podman (published on free loopback ports) and, as the peer, `bentoml serve
+adrec:<version>` on the host, alternating which goes first; the time is from the start command
+to the first 200 of /readyz. Standalone (not in `python -m benchmarks`): each start encodes the
+catalog and the known users, minutes on a loaded 2-core machine.
+Results: benchmarks/results/container.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -23,10 +25,11 @@ import httpx
 
 from benchmarks.machine import Run, load_average
 from benchmarks.server import LOGS, bentoml_home, free_port
-from rec_models.deploy.bento import NAME, default_version
-from rec_models.deploy.image import image_id, image_size, image_tag
+from rec_models.deploy.bento import NAME
+from rec_models.deploy.image import image_id, image_size
 from rec_models.deploy.probe import wait_ready
 from rec_models.deploy.runner import start
+from rec_models.deploy.tools import CACHE
 
 READY_TIMEOUT_S = 900
 
@@ -77,11 +80,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-host", action="store_true", help="skip the host peer")
     args = parser.parse_args()
-    version = default_version()
-    tag = image_tag(version, gpu=False)
-    if image_id(tag) is None:
-        print(f"no image {tag}: run `make container` first", file=sys.stderr)
+    records = sorted(CACHE.glob("image-*.json"), key=lambda p: p.stat().st_mtime)
+    builds = [json.loads(p.read_text()) for p in records]
+    builds = [b for b in builds if not b["gpu"] and image_id(b["tag"]) is not None]
+    if not builds:
+        print("no CPU image: run `make container` first", file=sys.stderr)
         return 1
+    tag, version = builds[-1]["tag"], builds[-1]["bento"].split(":")[1]  # the last build
     run = Run("container", full=False)
     starts: list[dict] = []
     for i in range(args.repeats):
