@@ -57,7 +57,7 @@ def included_files() -> dict[str, bytes]:
 
 
 def is_current(bento: Path) -> bool:
-    """True when the Bento's sources and packages are those of the working tree."""
+    """True when the Bento's sources, packages and envs are those of the working tree."""
     src = bento / "src"
     built = {
         p.relative_to(src).as_posix(): p.read_bytes()
@@ -68,7 +68,12 @@ def is_current(bento: Path) -> bool:
     if any(built.get(rel) != data for rel, data in wanted.items()):
         return False
     reqs = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
-    return all(p in reqs for p in serve_packages())
+    if not all(p in reqs for p in serve_packages()):
+        return False
+    built_envs = yaml.safe_load((bento / "bento.yaml").read_text()).get("envs") or []
+    wanted_envs = bentofile().get("envs") or []
+    as_map = lambda envs: {e["name"]: str(e.get("value", "")) for e in envs}  # noqa: E731
+    return as_map(built_envs) == as_map(wanted_envs)
 
 
 def bentoml(*args: str, cwd: Path = ROOT, timeout: float = 900) -> str:

@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from bentoml._internal.bento.build_config import BentoBuildConfig
 
 from rec_models.config import ROOT
@@ -136,10 +137,17 @@ def test_reused_bento_must_match_the_working_tree(tmp_path: Path):
     reqs = bento / "env" / "python" / "requirements.txt"
     reqs.parent.mkdir(parents=True)
     reqs.write_text("\n".join(["bentoml==1.4.40", *bento_mod.serve_packages()]) + "\n")
+    envs = bento_mod.bentofile()["envs"]
+    (bento / "bento.yaml").write_text(yaml.safe_dump({"envs": envs}))
     assert bento_mod.is_current(bento)
     service = bento / "src" / "service.py"
     service.write_bytes(service.read_bytes() + b"\n# edited\n")
     assert not bento_mod.is_current(bento)
     service.write_bytes(bento_mod.included_files()["service.py"])
+    reqs.write_text("\n".join(["bentoml==1.4.40", *bento_mod.serve_packages()]) + "\n")
+    assert bento_mod.is_current(bento)
+    extra = {"name": "ADREC_EXTRA", "value": "1"}
+    (bento / "bento.yaml").write_text(yaml.safe_dump({"envs": [*envs, extra]}))
+    assert not bento_mod.is_current(bento)
     reqs.write_text("bentoml==1.4.40\nonnxruntime==1.31.0\n")
     assert not bento_mod.is_current(bento)
