@@ -86,7 +86,6 @@ def test_http_recommend(container: Container, known_user: int):
     assert container.healthcheck(), "the image's HEALTHCHECK failed on a ready container"
 
 
-@pytest.mark.xfail(strict=True, reason="gRPC from the worker lands with the serving-core issue")
 def test_grpc_recommender_gives_the_http_answer(container: Container, known_user: int):
     deadline = time.monotonic() + 30
     while True:  # readiness is HTTP's; give the gRPC port a moment
