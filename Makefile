@@ -21,7 +21,7 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
 DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
-.PHONY: setup data train export serve bento bench test lint clean
+.PHONY: setup data train export serve retrain bento bench test lint clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -56,6 +56,11 @@ serve: export
 	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"
 	ADREC_GRPC_PORT=$(GRPC_PORT) exec $(BIN)/bentoml serve service:Recommender \
 		--host 127.0.0.1 --port $(PORT)
+
+# Retrain from the event log (EVENTS=path; default $(ARTIFACTS)/events/events.sqlite) with the
+# served model's configuration (or CONFIG), publish a new scorer version unless it is worse.
+retrain: export
+	$(BIN)/python -m rec_models.retrain $(CONFIG_FLAG) --artifacts $(ARTIFACTS) $(if $(EVENTS),--events $(EVENTS),)
 
 # Offline: uv comes from the venv (`make setup`), the requirements are not locked. A rebuild of
 # the same version replaces it; a failed build leaves no staging folder behind.
