@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from harness import BENTOML_HOME, have_models, start_service, stop_service
 
-from .loop_store import two_version_store
+from benchmarks.versions_store import two_version_store
 
 KEY = "test-key"
 USERS = list(range(1, 25))

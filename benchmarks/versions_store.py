@@ -1,4 +1,4 @@
-"""A model store with two scorer versions for the feedback-loop server tests and benchmarks.
+"""A model store with two scorer versions, for the hot-swap benchmark and the server tests.
 
 The encoders and the first scorer version are links into the real store (`make export`'s);
 version "2" is the same model with its calibration shifted (other click probabilities, the same
@@ -44,7 +44,7 @@ def two_version_store(source: Path, root: Path) -> tuple[Path, str]:
     (scorer / first).symlink_to(source / "models" / "adrec-scorer" / first)
     (scorer / "latest").write_text(first)
     env = {**os.environ, "BENTOML_HOME": str(home)}
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", PUBLISH_V2], env=env, cwd=repo, check=True,
                    capture_output=True)  # fmt: skip
     return home, first
