@@ -36,6 +36,7 @@ from rec_models.events import (
     profile_fingerprint,
     user_key,
 )
+from rec_models.serving.errors import NotReadyError
 from rec_models.serving.runtime import Recommendation
 from rec_models.serving.settings import ServingSettings
 
@@ -107,14 +108,23 @@ class FeedbackLoop:
         if self.experiment is None:
             return Route(DEFAULT_ARM, current, model_version(current), user_id, fingerprint)
         arm = self.experiment.assign(user_key(user_id, fingerprint))
-        runtime = self.scorers.pinned(arm.model_version) if arm.model_version else None
-        runtime = runtime or current
+        runtime = current
+        if arm.model_version:
+            runtime = self.scorers.pinned(arm.model_version)
+            if runtime is None:  # never serve a pinned arm from another version: not ready
+                raise NotReadyError(f"arm {arm.name}: scorer version {arm.model_version} loading")
         return Route(arm.name, runtime, model_version(runtime), user_id, fingerprint)
 
-    def log(self, route: Route, recs: Sequence[Recommendation], probs: np.ndarray) -> str:
-        """A fresh request_id; the response's items queued as impressions (dropped and counted
-        when the log is behind: the response never waits)."""
-        request_id = new_request_id()
+    def log(
+        self,
+        route: Route,
+        recs: Sequence[Recommendation],
+        probs: np.ndarray,
+        request_id: str | None = None,
+    ) -> str:
+        """The response's request_id (a fresh one when not given); its items queued as
+        impressions (dropped and counted when the log is behind: the response never waits)."""
+        request_id = request_id or new_request_id()
         if self.sink is None or not recs:
             return request_id
         ranked = [(r.item_id, r.score, float(p)) for r, p in zip(recs, probs, strict=True)]

@@ -15,6 +15,7 @@ import pytest
 from rec_models.abtest.config import parse_ab
 from rec_models.events import EventError, EventLogSettings, SQLiteSink
 from rec_models.serving import scorers as scorers_mod
+from rec_models.serving.errors import NotReadyError
 from rec_models.serving.feedback import FeedbackLoop, model_version
 from rec_models.serving.feedback_routes import authorized
 from rec_models.serving.runtime import Recommendation
@@ -63,6 +64,10 @@ def test_arms_are_stable_and_pinned_arms_get_their_version(sink: Any) -> None:
         assert route.runtime is (v1 if route.arm == "B" else v2)
         assert route.model_version == ("1" if route.arm == "B" else "2")
     assert 60 < sum(a == "A" for a in arms.values()) < 140  # ~half each
+    waiting = FeedbackLoop(sink, experiment, Pins({}), lambda: "int8")  # v1 not loaded yet
+    b_user = next(u for u, arm in arms.items() if arm == "B")
+    with pytest.raises(NotReadyError):
+        waiting.route(b_user, v2)
     cold = Profile(28, "F", "engineer", [50], "space")
     same = Profile(28, "f", " Engineer", [50], "Space ")  # equal up to case and spaces
     assert loop.route(cold, v2).fingerprint == loop.route(same, v2).fingerprint

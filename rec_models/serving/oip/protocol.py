@@ -128,6 +128,7 @@ class InferenceProtocol:
     ) -> None:
         self.runtime, self.embed = runtime, embed
         self.router = router  # serving.feedback.FeedbackLoop: A/B arm and impressions per row
+        self._after: Callable[[], None] | None = None  # what a model leaves for after the answer
         dim = int(runtime.bundle.config["embedding_dim"])
         self.models = model_specs(dim, encoder_version, scorer_version)
         self.max_message_bytes = max_message_bytes
@@ -166,14 +167,17 @@ class InferenceProtocol:
             result = await self._run[name](arrays)
         except ServingError as exc:
             raise _name_tensor(exc) from None
+        after, self._after = self._after, None  # set by the model just run, no await since
         result = {k: v for k, v in result.items() if not outputs or k in outputs}
-        size = sum(v.nbytes for v in result.values())
+        size = sum(_wire_bytes(v) for v in result.values())
         if size > self.max_message_bytes:
-            biggest = max(result, key=lambda k: result[k].nbytes)
+            biggest = max(result, key=lambda k: _wire_bytes(result[k]))
             raise InvalidArgumentError(
                 f"output '{biggest}': the response would be {size} bytes, over the "
                 f"{self.max_message_bytes}-byte message limit; send fewer elements"
             )
+        if after is not None:
+            after()
         return spec, result
 
     @staticmethod
@@ -248,15 +252,16 @@ class InferenceProtocol:
             except ServingError as exc:
                 raise _name_tensor(exc, tensor, row if len(queries) > 1 else None) from None
             served.append(route)
-        request_ids, arms = [], []
-        for route, recs in zip(served, results, strict=True):  # every row valid: log them
-            if route is None:
-                request_ids.append(new_request_id())
-                arms.append("")
-                continue
-            probs = route.runtime.calibrate(np.asarray([r.score for r in recs]))
-            request_ids.append(self.router.log(route, recs, probs))
-            arms.append(route.arm)
+        request_ids = [new_request_id() for _ in queries]
+        arms = [route.arm if route else "" for route in served]
+
+        def log() -> None:  # once the response is sure to go out (infer's size check)
+            for rid, route, recs in zip(request_ids, served, results, strict=True):
+                if route is not None:
+                    probs = route.runtime.calibrate(np.asarray([r.score for r in recs]))
+                    self.router.log(route, recs, probs, rid)
+
+        self._after = log
         ids = np.full((len(queries), k), -1, dtype=np.int64)  # (N, k), padded with -1 / NaN
         scores = np.full((len(queries), k), np.nan, dtype=np.float32)
         for row, recs in enumerate(results):
@@ -283,6 +288,13 @@ class InferenceProtocol:
     async def _scorer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         user, items = int(inputs["USER_ID"][0]), inputs["ITEM_IDS"].tolist()
         return {"PROBABILITY": np.asarray(self.runtime.score(user, items), dtype=np.float32)}
+
+
+def _wire_bytes(arr: np.ndarray) -> int:
+    """A tensor's size on the wire (BYTES: each element's length prefix and bytes)."""
+    if arr.dtype == np.object_:
+        return sum(4 + len(v) for v in arr.reshape(-1))
+    return int(arr.nbytes)
 
 
 def _utf8(raw: bytes, tensor: str, i: int) -> str:
