@@ -10,6 +10,9 @@ runtime + index), and every route, v2 and gRPC included, is one call into it plu
 mapping. Errors: 400 invalid request, 404 unknown id, 413 body too large, 503 + Retry-After not
 ready / encoder queue full; the body is {"error": ..., "detail": [{"loc": [...], "msg": ...,
 "type": ...}]}. Settings: ADREC_* variables, read once (rec_models/serving/settings.py).
+The feedback loop (rec_models/serving/feedback.py, scorers.py): every /recommend answer names
+its request_id, A/B arm and scorer version and its items are logged as impressions; POST
+/feedback, GET /stats and POST /admin/reload (hot swap) are mounted beside /info.
 """
 
 from __future__ import annotations

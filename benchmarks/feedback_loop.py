@@ -1,5 +1,6 @@
 """The feedback loop on the real service: impression-logging overhead, and the hot swap.
 
+0. In the worker, what FeedbackLoop.route + log cost per 10-item answer (a real SQLiteSink).
 1. Impression logging overhead: two services run side by side over the same models, one
    logging every /recommend item to its SQLite event log, one with ADREC_EVENT_LOG=0; rounds
    alternate between them (known users, k=10, closed loop at 1 and 32 clients), so both see the
@@ -88,6 +89,32 @@ async def swap(url: str, users: list[int], seconds_before: float) -> dict[str, A
     }
 
 
+def log_cost(n: int = 3000) -> dict[str, Any]:
+    """What impression logging adds to one /recommend inside the worker: FeedbackLoop.route +
+    log of a 10-item answer into a real SQLiteSink (the writer thread running), per call."""
+    import numpy as np
+
+    from rec_models.events import EventLogSettings, SQLiteSink
+    from rec_models.serving.feedback import FeedbackLoop
+    from rec_models.serving.runtime import Recommendation
+
+    recs = [Recommendation(i, f"item {i}", 1.0 / i) for i in range(1, 11)]
+    probs = np.linspace(0.9, 0.1, 10)
+    rt = type("R", (), {"source": {"tag": "adrec-scorer:1"}})()
+    with tempfile.TemporaryDirectory() as tmp:
+        sink = SQLiteSink(Path(tmp) / "events.sqlite", EventLogSettings())
+        loop = FeedbackLoop(sink, None, None, lambda: "int8")
+        timings = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            loop.log(loop.route(1 + i % 900, rt), recs, probs)
+            timings.append((time.perf_counter() - t0) * 1e3)
+        sink.flush(30)
+        written = sink.counters().impressions_written
+        sink.close()
+    return {"calls": n, "rows_written": written, **summarize(timings)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="longer rounds, more of them")
@@ -96,6 +123,8 @@ def main() -> int:
     rounds = args.rounds or (5 if args.full else 3)
     seconds = 20.0 if args.full else 8.0
     run = Run("feedback_loop", args.full)
+    in_process = log_cost()
+    print(f"route + log per /recommend, in process: {in_process}", flush=True)
     requests = Requests(catalog(), ["unused"])
     with tempfile.TemporaryDirectory(prefix="adrec-loop-") as tmp:
         home, first = two_version_store(bentoml_home(), Path(tmp))
@@ -133,7 +162,8 @@ def main() -> int:
             swapped = asyncio.run(swap(on.http_url, users, 3.0))
             print(swapped, flush=True)
     logged = stats["total"]["all_time"] | {"process": stats["process"]}
-    path = run.save({"overhead": overhead, "cells": cells, "event_log": logged, "swap": swapped})
+    path = run.save({"log_cost_in_process": in_process, "overhead": overhead, "cells": cells,
+                     "event_log": logged, "swap": swapped})  # fmt: skip
     print(f"overhead: {overhead}\nwrote {path}")
     return 0 if swapped["failed"] == 0 else 1
 
