@@ -73,15 +73,20 @@ async def swap(url: str, users: list[int], seconds_before: float) -> dict[str, A
     await asyncio.sleep(2.0)
     stop.set()
     await asyncio.gather(*tasks)
-    old = [t for t, _, _, v in results if v in before and t > sent]
-    window_end = max(old) if old else sent
+    # The swap window: from the reload request to the last answer any worker gave from the
+    # old version (answers complete out of order: by completion time).
+    old = [t + lat for t, lat, _, v in results if v in before]
+    window_end = max(max(old), sent) if old else sent
     failed = [r for r in results if r[2] != 200]
-    in_window = [lat * 1e3 for t, lat, _, _ in results if sent <= t <= window_end]
+    in_window = [lat * 1e3 for t, lat, _, _ in results if sent <= t + lat <= window_end]
+    new = [t + lat for t, lat, _, v in results if v == answer["version"]]
     return {
         "reload": answer,
         "requests": len(results),
         "failed": len(failed),
         "failure_kinds": sorted({str(r[2]) for r in failed}),
+        "old_version_answers_after_reload": sum(1 for t in old if t > sent),
+        "first_new_answer_s": round(min(new) - sent, 2) if new else None,
         "swap_window_s": round(window_end - sent, 2),
         "all": summarize([lat * 1e3 for _, lat, _, _ in results]),
         "during_swap": summarize(in_window),
