@@ -59,11 +59,11 @@ async def swap(url: str, users: list[int], seconds_before: float) -> dict[str, A
 
     tasks = [asyncio.create_task(client(c)) for c in range(32)]
     await asyncio.sleep(seconds_before)
-    before = {v for *_, v in results}
     sent = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=60) as c:
         r = await c.post("/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
     answer = r.json()
+    before = {answer["previous"]}
     deadline = sent + 300
     while time.perf_counter() < deadline:
         recent = [v for t, *_, v in results[-400:] if t > sent]
