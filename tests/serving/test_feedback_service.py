@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from harness import BENTOML_HOME, have_models, start_service, stop_service
 
@@ -211,8 +211,14 @@ def test_acknowledged_feedback_survives_kill_9(server: Server) -> None:
             r = httpx.post(f"{url}/feedback", json=event, timeout=30)
             assert r.status_code == 200, r.text
             acked += 1
-    os.killpg(server.svc.proc.pid, signal.SIGKILL)  # the whole tree, no clean-up
-    server.svc.proc.wait(30)
+    # The whole tree, no clean-up: the workers sit in a process group of their own, so each
+    # process is killed by PID.
+    root = psutil.Process(server.svc.proc.pid)
+    tree = [*root.children(recursive=True), root]
+    for proc in tree:
+        proc.send_signal(signal.SIGKILL)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, alive
     server.start()  # the same event log and reload target
     url = server.url
     stats = stats_when(url, lambda s: s["total"]["all_time"]["clicks"] >= before + acked, 5)
