@@ -179,3 +179,43 @@ def test_a_reload_reaches_every_worker(tmp_path: Path, monkeypatch: Any) -> None
         assert ScorerVersions(StubCore("3"), None, tmp_path, 0.01).startup_tag() == "adrec-scorer:2"
 
     asyncio.run(run())
+
+
+def test_routes_name_the_field_at_fault(sink: Any) -> None:
+    import httpx
+
+    from rec_models.serving.feedback_routes import create_app
+
+    class Stub:
+        def __init__(self) -> None:
+            self.loop = FeedbackLoop(sink, None, Pins({}), lambda: "int8")
+            self.core = SimpleNamespace(ready=False)
+            self.scorers = None
+
+    app = create_app(Stub, api_key="k")
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            cases = [
+                ("/feedback", b"{bad", {}, 400, ["body"]),
+                ("/feedback", b"", {}, 400, ["body"]),
+                ("/feedback", b'{"request_id": "a", "item_id": "1", "event": "click"}', {}, 400,
+                 ["item_id"]),
+                ("/admin/reload", b"{}", {}, 401, ["authorization"]),
+                ("/admin/reload", b"{}", {"authorization": "Bearer nope"}, 401, ["authorization"]),
+                ("/admin/reload", b'{"version": 2}', {"authorization": "Bearer k"}, 400,
+                 ["version"]),
+                ("/admin/reload", b'{"v": "2"}', {"authorization": "Bearer k"}, 400, ["body"]),
+                ("/admin/reload", b"{}", {"authorization": "Bearer k"}, 503, []),  # loading
+            ]  # fmt: skip
+            for path, body, headers, status, loc in cases:
+                r = await c.post(path, content=body, headers=headers)
+                assert r.status_code == status, (path, body, r.text)
+                assert r.json()["detail"][0]["loc"] == loc, r.text
+            stats = await c.get("/stats")
+            assert (
+                stats.status_code == 200 and stats.json()["total"]["all_time"]["impressions"] == 0
+            )
+
+    asyncio.run(run())
