@@ -82,9 +82,11 @@ def compare_on_holdout(
     alpha: float,
     current: ScorerVersion | None,
 ) -> dict[str, Any]:
-    """{"new": metrics or None, "current": metrics or None, "note": why one is missing}."""
+    """{"new": metrics or None, "current": metrics or None, "note": why one is missing,
+    "calibration": the served Platt map from the hold-out (holdout_calibration)}."""
     if len(holdout) == 0:
-        return {"new": None, "current": None, "note": "the hold-out is empty (one response?)"}
+        note = "the hold-out is empty (one response?)"
+        return {"new": None, "current": None, "note": note, "calibration": None}
     new = new_model_scores(cfg, base, fit_rows, holdout, alpha)
     clicked = holdout["click"].to_numpy(bool)
     items = holdout["item_id"].to_numpy(np.int64)
@@ -101,4 +103,24 @@ def compare_on_holdout(
         else:
             out["note"] = f"{current.tag} knows none of the hold-out's users and items"
     out["new"] = holdout_metrics(request_ids[keep], items[keep], clicked[keep], new[keep], cfg.k)
+    out["calibration"] = holdout_calibration(new, clicked, cfg.retrain.min_holdout_clicks)
     return out
+
+
+def holdout_calibration(
+    scores: np.ndarray, clicked: np.ndarray, min_clicks: int
+) -> dict[str, Any] | None:
+    """Platt (a, b) of the new model's scores on the hold-out impressions (the model fitted
+    without them): the served version's click probabilities, calibrated on logged impressions
+    shown and not clicked. None below `min_clicks` clicks or without a non-click."""
+    if clicked.sum() < min_clicks or clicked.all():
+        return None
+    a, b = M.fit_platt(scores, clicked.astype(np.float64))
+    probs = M.apply_platt(scores, a, b)
+    return {
+        "a": a,
+        "b": b,
+        "fitted_on": f"{len(scores)} hold-out impressions ({int(clicked.sum())} clicked)",
+        "mean_predicted_ctr": float(probs.mean()),
+        "observed_ctr": float(clicked.mean()),
+    }

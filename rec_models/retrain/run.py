@@ -29,6 +29,19 @@ from rec_models.versions import ScorerVersion, current_version, next_version_nam
 LOGGED_FILE = "logged.csv"
 
 
+def calibrate(staging: Path, calibration: dict[str, Any] | None) -> None:
+    """The served hybrid's click probabilities from the hold-out's logged impressions (the
+    training's own CTR view splits the merged rows by time, so on a dataset older than its log
+    it calibrates on the dataset's rows, all positives, not on real impressions)."""
+    if calibration is None:
+        return
+    path = staging / "models" / "state.json"
+    state = json.loads(path.read_text())
+    state["calibration"]["hybrid"] = [calibration["a"], calibration["b"]]
+    state["calibration_fitted_on"] = calibration["fitted_on"]
+    path.write_text(json.dumps(state, indent=2))
+
+
 def default_protocols(interactions) -> list[str]:
     """The protocols `make train` ran on the dataset before any logged impression joined it,
     so a retrained version is measured as its predecessor was."""
@@ -141,6 +154,7 @@ def retrain(
             raise Refused(refusal_line(verdict, current.tag))
         from export.scorer import export_scorer
 
+        calibrate(staging, holdout.get("calibration"))
         export_scorer(staging, train_cfg)
         for name in ("train_config.json", "metrics.json"):
             _relocate(staging / name, staging, artifacts)

@@ -11,8 +11,11 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from rec_models.config import load_config
+from rec_models.data import load_dataset
 from rec_models.serving.store import SCORER_NAME
 from tests.retrain.support import (
     CRIPPLED,
@@ -96,7 +99,11 @@ def test_first_version_into_an_empty_store(world, first):
     config = json.loads((world.art / "train_config.json").read_text())
     # later steps rebuild the same dataset: the snapshot lies in artifacts/, not the staging
     assert config["data"]["logged"] == str(world.art / "logged.csv")
-    assert (world.art / "logged.csv").is_file()
+    served = load_dataset(load_config(world.art / "train_config.json").data)
+    base = pd.read_csv(world.data / "interactions.csv")
+    logged = pd.read_csv(world.art / "logged.csv")
+    assert len(logged) == 1500 and len(served.interactions) == len(base) + len(logged)
+    assert served.interactions["click"].sum() == len(base) + logged["label"].sum()
     assert (world.art / "onnx" / "scorer" / "scorer.onnx").is_file()
     assert not [p for p in world.art.iterdir() if p.name.startswith(".retrain")]
 
@@ -138,6 +145,11 @@ def test_second_version_is_compared_published_and_the_first_kept(world, second):
     assert {"holdout ndcg@10", "holdout auc", "recorded ndcg@10"} <= names
     assert meta["events"]["impressions"] == 3000
     assert meta["events"]["holdout_impressions"] == holdout["new"]["impressions"]
+    # the served probabilities: Platt fitted on the hold-out's logged impressions
+    calibration = holdout["calibration"]
+    served = json.loads((world.art / "onnx" / "scorer" / "config.json").read_text())
+    assert served["calibration"] == {"a": calibration["a"], "b": calibration["b"]}
+    assert abs(calibration["mean_predicted_ctr"] - calibration["observed_ctr"]) < 0.02
     for c in meta["gate"]["comparisons"]:
         assert f"{c['name']} {c['current']:.4f} -> {c['new']:.4f}" in second.stdout
 
