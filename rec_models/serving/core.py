@@ -67,6 +67,7 @@ class ServingCore:
         # Picks each request's runtime (A/B arm) and logs its impressions (serving/feedback.py);
         # None: every request gets `runtime` and nothing is logged.
         self.router: Any = None
+        self._profiles: dict[str, np.ndarray] = {}  # profile text -> (1, d), see build_runtime
 
     # -- start-up -----------------------------------------------------------------------------
     @property
@@ -120,8 +121,17 @@ class ServingCore:
 
         settings = replace(self.settings, scorer_tag=scorer_tag)
         runtime = loading.load_runtime(self.encoder.encode, self.encoder_source["tag"], settings)
-        runtime.prepare(encode_each(self.encoder.encode, runtime.profile_texts()))
+        runtime.prepare(self._profile_embeddings(runtime.profile_texts()))
         return runtime
+
+    def _profile_embeddings(self, texts: list[str]) -> np.ndarray | None:
+        """encode_each(texts), remembering each text's embedding: a new scorer version over the
+        same users (a retrain) reuses them, so a reload costs seconds, not a re-encoding."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._profiles]
+        encoded = encode_each(self.encoder.encode, missing)
+        for i, text in enumerate(missing):
+            self._profiles[text] = encoded[i : i + 1]  # type: ignore[index]
+        return np.concatenate([self._profiles[t] for t in texts]) if texts else None
 
     def swap_runtime(self, runtime: RecommenderRuntime) -> None:
         """Serve `runtime` from now on. No await in here: on the event loop, every request sees
