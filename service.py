@@ -10,12 +10,16 @@ runtime + index), and every route, v2 and gRPC included, is one call into it plu
 mapping. Errors: 400 invalid request, 404 unknown id, 413 body too large, 503 + Retry-After not
 ready / encoder queue full; the body is {"error": ..., "detail": [{"loc": [...], "msg": ...,
 "type": ...}]}. Settings: ADREC_* variables, read once (rec_models/serving/settings.py).
+The feedback loop (rec_models/serving/feedback.py, scorers.py): every /recommend answer names
+its request_id, A/B arm and scorer version and its items are logged as impressions; POST
+/feedback, GET /stats and POST /admin/reload (hot swap) are mounted beside /info.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from typing import Any
 
 # One BLAS thread per process. OpenBLAS's own threads spin and oversubscribe the cores when
@@ -54,10 +58,21 @@ SETTINGS = ServingSettings.from_env(os.environ)
 )
 class Recommender:
     def __init__(self) -> None:
+        from rec_models.events.prometheus import EventMetrics
         from rec_models.serving.core import ServingCore
+        from rec_models.serving.feedback import FeedbackLoop, load_experiment
         from rec_models.serving.metrics import EncoderMetrics
+        from rec_models.serving.scorers import ScorerVersions
 
         self.core = ServingCore(SETTINGS, EncoderMetrics(bentoml.metrics))
+        # The feedback loop: A/B arms, impressions, /feedback, /stats; scorer versions (reload).
+        poll_s = SETTINGS.reload_poll_ms / 1000
+        experiment = load_experiment(SETTINGS)
+        self.scorers = ScorerVersions(self.core, experiment, SETTINGS.events.file.parent, poll_s)
+        self.loop = FeedbackLoop.from_settings(
+            SETTINGS, self.scorers, lambda: self.core.variant, EventMetrics(bentoml.metrics)
+        )
+        self.core.router = self.loop
         self.grpc: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -65,9 +80,14 @@ class Recommender:
     async def start(self) -> None:
         """Load in the background (/livez answers at once, /readyz once warm) and open gRPC on
         this worker's event loop; its port is shared with the other workers (SO_REUSEPORT)."""
-        task = asyncio.create_task(self.core.load())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tag = await asyncio.to_thread(self.scorers.startup_tag)  # the version last reloaded to
+        if tag:
+            self.core.settings = replace(self.core.settings, scorer_tag=tag)
+        for job in (self._load(), self.scorers.watch()):
+            task = asyncio.create_task(job)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.loop.start()
         if SETTINGS.grpc_port:
             from rec_models.serving.oip import grpc_server
 
@@ -75,14 +95,22 @@ class Recommender:
                 self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes
             )
 
+    async def _load(self) -> None:
+        await self.core.load()
+        if self.core.ready:
+            await self.scorers.load_pins()
+
     @bentoml.on_shutdown
     async def stop(self) -> None:
         if self.grpc is not None:
             await self.grpc.stop(grace=2.0)
+        for task in list(self._tasks):
+            task.cancel()
         await self.core.close()
+        await self.loop.close()  # writes every impression accepted
 
     def __is_ready__(self) -> bool:
-        return self.core.ready
+        return self.core.ready and self.scorers.pins_ready
 
     @bentoml.api
     async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
@@ -91,12 +119,20 @@ class Recommender:
         drops the user's history; candidate_ids ranks only those items."""
         try:
             query = request.query()
+            route = self.loop.route(query, self.core.runtime) if self.core.ready else None
+            runtime = route.runtime if route else None
             args = (request.k, request.exclude_seen, request.candidate_ids)
-            recs = await self.core.recommend(query, *args)
-            probs = self.core.calibrate([r.score for r in recs])
+            recs = await self.core.recommend(query, *args, runtime=runtime)
+            probs = self.core.calibrate([r.score for r in recs], runtime=runtime)
         except ServingError as exc:
             return error_response(exc)
-        return recommend_response(recs, probs, isinstance(query, int), self.core.variant)
+        assert route is not None  # recommend() raised NotReadyError otherwise
+        served = {
+            "request_id": self.loop.log(route, recs, probs),
+            "arm": route.arm,
+            "model_version": route.model_version,
+        }
+        return recommend_response(recs, probs, isinstance(query, int), self.core.variant, served)
 
     @bentoml.api
     async def score(self, request: ScoreRequest, /) -> ScoreResponse:
@@ -136,12 +172,21 @@ def _mount_apps() -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    from rec_models.serving import feedback_routes
     from rec_models.serving.oip.rest import PREFIX, create_app
 
     async def info(request: Any) -> Any:
-        return JSONResponse(_core().info() | {"max_body_bytes": SETTINGS.max_body_bytes})
+        service = bentoml.get_current_service()
+        out = service.core.info() | {"max_body_bytes": SETTINGS.max_body_bytes}
+        out["scorer"] = service.scorers.info()
+        if service.scorers.error and not service.scorers.pins_ready:
+            out["error"] = out["error"] or service.scorers.error
+        return JSONResponse(out)
 
     Recommender.mount_asgi_app(Starlette(routes=[Route("/info", info, methods=["GET"])]))
+    Recommender.mount_asgi_app(
+        feedback_routes.create_app(bentoml.get_current_service, SETTINGS.api_key)
+    )
     # Open Inference Protocol (KServe v2) REST routes, /v2/...: the app carries the /v2 prefix
     # itself (mounted at "/", so GET /v2 answers too); they enforce their own message limit
     # (400, naming the tensor), so the body-size middleware leaves them alone.

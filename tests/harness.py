@@ -75,7 +75,10 @@ def start_service(
     import tritonclient.grpc as tgrpc
 
     port, grpc_port = free_port(), free_port()
-    environ = {**os.environ, "ADREC_GRPC_PORT": str(grpc_port), **env}
+    # The event log (and the reload target beside it) of a test server lives beside its log,
+    # never in the artifacts folder.
+    events = str(log.parent / "events" / "events.sqlite")
+    environ = {**os.environ, "ADREC_GRPC_PORT": str(grpc_port), "ADREC_EVENTS_PATH": events, **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             serve_command(target, port), cwd=cwd, env=environ, stdout=out,

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,10 @@ class ServingCore:
         self.versions: tuple[str, str] = ("", "")
         self.load_error: str | None = None
         self.load_s: float | None = None
+        # Picks each request's runtime (A/B arm) and logs its impressions (serving/feedback.py);
+        # None: every request gets `runtime` and nothing is logged.
+        self.router: Any = None
+        self._profiles: dict[str, np.ndarray] = {}  # profile text -> (1, d), see build_runtime
 
     # -- start-up -----------------------------------------------------------------------------
     @property
@@ -84,8 +89,9 @@ class ServingCore:
         from rec_models.serving.oip.protocol import InferenceProtocol
 
         self.protocol = InferenceProtocol(
-            self.runtime, self.encode, *self.versions, self.settings.max_message_bytes
-        )
+            self.runtime, self.encode, *self.versions, self.settings.max_message_bytes,
+            router=self.router,
+        )  # fmt: skip
         self.load_s = round(time.monotonic() - t0, 1)
         info = self.runtime.info() if self.runtime else {}
         logger.info(
@@ -102,14 +108,42 @@ class ServingCore:
     def _load_models(self) -> None:
         from rec_models.serving import loading
 
-        s = self.settings
-        self.encoder, self.choice, self.encoder_source = loading.load_encoder(s)
-        runtime = loading.load_runtime(self.encoder.encode, self.encoder_source["tag"], s)
-        runtime.prepare(encode_each(self.encoder.encode, runtime.profile_texts()))
+        self.encoder, self.choice, self.encoder_source = loading.load_encoder(self.settings)
+        runtime = self.build_runtime(self.settings.scorer_tag)
         self.versions = loading.model_versions(
             self.encoder.variant, self.encoder_source["tag"], runtime
         )
         self.runtime = runtime
+
+    def build_runtime(self, scorer_tag: str) -> RecommenderRuntime:
+        """A prepared runtime over store scorer `scorer_tag` (blocking: call it in a thread)."""
+        from rec_models.serving import loading
+
+        settings = replace(self.settings, scorer_tag=scorer_tag)
+        runtime = loading.load_runtime(self.encoder.encode, self.encoder_source["tag"], settings)
+        runtime.prepare(self._profile_embeddings(runtime.profile_texts()))
+        return runtime
+
+    def _profile_embeddings(self, texts: list[str]) -> np.ndarray | None:
+        """encode_each(texts), remembering each text's embedding: a new scorer version over the
+        same users (a retrain) reuses them, so a reload costs seconds, not a re-encoding."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._profiles]
+        encoded = encode_each(self.encoder.encode, missing)
+        for i, text in enumerate(missing):
+            self._profiles[text] = encoded[i : i + 1]  # type: ignore[index]
+        return np.concatenate([self._profiles[t] for t in texts]) if texts else None
+
+    def swap_runtime(self, runtime: RecommenderRuntime) -> None:
+        """Serve `runtime` from now on. No await in here: on the event loop, every request sees
+        the old runtime or the new one, never a mix (one in flight finishes on the one it began)."""
+        from rec_models.serving.loading import model_versions
+        from rec_models.serving.oip.protocol import InferenceProtocol
+
+        versions = model_versions(self.encoder.variant, self.encoder_source["tag"], runtime)
+        protocol = InferenceProtocol(
+            runtime, self.encode, *versions, self.settings.max_message_bytes, router=self.router
+        )
+        self.runtime, self.versions, self.protocol = runtime, versions, protocol
 
     def _start_batcher(self) -> None:
         s = self.settings
@@ -149,8 +183,11 @@ class ServingCore:
         k: int = 10,
         exclude_seen: bool = True,
         candidate_ids: Sequence[int] | None = None,
+        runtime: RecommenderRuntime | None = None,
     ) -> list[Recommendation]:
-        runtime = self._runtime()
+        """`runtime`: the one to rank with (an A/B arm's version); default the current one."""
+        current = self._runtime()
+        runtime = runtime or current
         embedding = await self._embedding(runtime, query)
         return runtime.recommend(query, k, exclude_seen, candidate_ids, embedding=embedding)
 
@@ -172,8 +209,10 @@ class ServingCore:
         check_texts(texts)
         return await self.encode(texts)
 
-    def calibrate(self, scores: Sequence[float]) -> np.ndarray:
-        return self._runtime().calibrate(np.asarray(scores))
+    def calibrate(
+        self, scores: Sequence[float], runtime: RecommenderRuntime | None = None
+    ) -> np.ndarray:
+        return (runtime or self._runtime()).calibrate(np.asarray(scores))
 
     @property
     def variant(self) -> str:

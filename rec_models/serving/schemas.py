@@ -144,7 +144,10 @@ class SimilarItem(BaseModel):
 class RecommendResponse(BaseModel):
     items: list[ScoredItem]
     user: Literal["known", "cold"]
-    variant: str
+    variant: str = Field(description="the encoder variant (int8, fp16, ...)")
+    request_id: str = Field(description="what POST /feedback names; every item is an impression")
+    arm: str = Field(description='the A/B arm that served this user ("default" without [ab])')
+    model_version: str = Field(description="the scorer version (model store) that ranked them")
 
 
 class ItemProbability(BaseModel):
@@ -173,13 +176,19 @@ class SimilarItemsResponse(BaseModel):
 # from plain values (web.json_response), which costs a fraction of building and re-validating
 # the models for every request.
 def recommend_response(
-    recs: Sequence[Recommendation], probs: np.ndarray, known: bool, variant: str
+    recs: Sequence[Recommendation],
+    probs: np.ndarray,
+    known: bool,
+    variant: str,
+    served: dict[str, str] | None = None,
 ) -> Any:
+    """`served`: request_id, arm and model_version (the feedback loop's names for it)."""
     items = [
         {"item_id": r.item_id, "title": r.title, "score": r.score, "probability": float(p)}
         for r, p in zip(recs, probs, strict=True)
     ]
-    return json_response({"items": items, "user": "known" if known else "cold", "variant": variant})
+    payload = {"items": items, "user": "known" if known else "cold", "variant": variant}
+    return json_response(payload | (served or {}))
 
 
 def score_response(item_ids: Sequence[int], probs: np.ndarray, variant: str) -> Any:

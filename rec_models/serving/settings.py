@@ -63,6 +63,14 @@ class ServingSettings:
     ann_kind: str = "ivf"  # ivf or hnsw
     ann_nprobe: int = 32
     ann_ef_search: int = 128
+    # -- the feedback loop (rec_models/serving/feedback.py, scorers.py) ------------------------
+    event_log: bool = True  # log every /recommend item as an impression; off: no log, no /feedback
+    ab_config: str = ""  # a TOML file with an [ab] table: arms, shares, their scorer versions
+    # POST /admin/reload needs `Authorization: Bearer <api_key>` when set (never shown in /info).
+    api_key: str = ""
+    # Every worker checks this often whether a reload was asked for (of any worker: the target
+    # version is written beside the event log), so all workers switch, not just the one asked.
+    reload_poll_ms: int = 1000
     events: EventLogSettings = field(default_factory=EventLogSettings)
 
     def __post_init__(self) -> None:
@@ -96,9 +104,10 @@ class ServingSettings:
         return self.threads or max(1, cpu_count() // self.worker_count)
 
     def public(self) -> dict[str, Any]:
-        """What GET /info shows (everything: no setting here is a secret)."""
+        """What GET /info shows: everything but the API key's value."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "events"}
         out |= {"workers": self.worker_count, "threads": self.intra_op_threads}
+        out["api_key"] = "set" if self.api_key else ""
         return out
 
     @classmethod

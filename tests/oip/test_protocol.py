@@ -179,7 +179,7 @@ INFER_ERRORS = [  # model, inputs, error, message
     ("encoder", [text("a" * 2001)], InvalidArgumentError,
      "input 'TEXT': element 0: at most 2000 characters, got 2001"),
     ("recommender", [int64("USER_ID", [1] * 256), InputTensor("K", "INT32", [1], data=[100])],
-     InvalidArgumentError, "output 'ITEM_IDS': the response would be 307200 bytes"),
+     InvalidArgumentError, "output 'ITEM_IDS': the response would be 317440 bytes"),
     ("scorer", [USER, int64("ITEM_IDS", [10] * 1001)], InvalidArgumentError,
      "input 'ITEM_IDS': at most 1000 elements, got 1001"),
 ]  # fmt: skip

@@ -70,7 +70,12 @@ def test_model_metadata_is_the_same_over_both(servers: dict[str, Any]) -> None:
         "encoder": ({"TEXT": ("BYTES", [-1])}, {"EMBEDDING": ("FP32", [-1, 384])}),
         "recommender": (
             {"USER_ID": ("INT64", [-1]), "PROFILE": ("BYTES", [-1]), "K": ("INT32", [1])},
-            {"ITEM_IDS": ("INT64", [-1, -1]), "SCORES": ("FP32", [-1, -1])},
+            {
+                "ITEM_IDS": ("INT64", [-1, -1]),
+                "SCORES": ("FP32", [-1, -1]),
+                "REQUEST_ID": ("BYTES", [-1]),
+                "ARM": ("BYTES", [-1]),
+            },
         ),
         "scorer": (
             {"USER_ID": ("INT64", [1]), "ITEM_IDS": ("INT64", [-1])},

@@ -14,6 +14,8 @@ MODULES = [
     "rec_models.serving.bundle",
     "rec_models.serving.core",
     "rec_models.serving.errors",
+    "rec_models.serving.feedback",
+    "rec_models.serving.feedback_routes",
     "rec_models.serving.index",
     "rec_models.serving.loading",
     "rec_models.serving.metrics",
@@ -23,9 +25,11 @@ MODULES = [
     "rec_models.serving.oip.rest",
     "rec_models.serving.runtime",
     "rec_models.serving.schemas",
+    "rec_models.serving.scorers",
     "rec_models.serving.settings",
     "rec_models.serving.towers",
     "rec_models.serving.web",
+    "rec_models.versions",
 ]
 
 

@@ -9,13 +9,16 @@ core, the same code path as the native HTTP routes, on the worker's event loop. 
 Models (shapes: -1 = any size >= 1):
     encoder      TEXT BYTES [-1] (UTF-8)              -> EMBEDDING FP32 [-1, d] (L2-normalised)
     recommender  USER_ID INT64 [-1] | PROFILE BYTES [-1] (JSON cold profiles), K INT32 [1] opt
-                                                      -> ITEM_IDS INT64 [-1, k], SCORES FP32 [-1, k]
+                          -> ITEM_IDS INT64 [-1, k], SCORES FP32 [-1, k], REQUEST_ID BYTES [-1],
+                             ARM BYTES [-1]
     scorer       USER_ID INT64 [1], ITEM_IDS INT64 [-1] -> PROBABILITY FP32 [-1] (input order)
 A PROFILE element is the JSON object /recommend takes for a cold user ({"age": 28, "history":
 [50], "text": "..."}). SCORES are the hybrid scores of /recommend (best first); PROBABILITY the
 calibrated click probabilities of /score. A user with fewer than k unseen items gets rows padded
-with ITEM_ID -1 and SCORE NaN. Metadata: platform "onnxruntime_onnx" (Triton's name for ONNX
-Runtime models), one version per model, "<variant>-<model store version>".
+with ITEM_ID -1 and SCORE NaN. Each row is one response of /recommend: REQUEST_ID is what
+feedback on its items names, ARM the A/B arm that served it (its impressions are logged).
+Metadata: platform "onnxruntime_onnx" (Triton's name for ONNX Runtime models), one version per
+model, "<variant>-<model store version>".
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rec_models.events.model import new_request_id
 from rec_models.serving.errors import (
     InvalidArgumentError,
     NotFoundError,
@@ -91,12 +95,19 @@ def model_specs(dim: int, encoder_version: str, scorer_version: str) -> dict[str
     k = TensorSpec("K", "INT32", (1,), optional=True)
     top_ids = TensorSpec("ITEM_IDS", "INT64", (-1, -1))
     top_scores = TensorSpec("SCORES", "FP32", (-1, -1))
+    request_ids = TensorSpec("REQUEST_ID", "BYTES", (-1,))
+    arms = TensorSpec("ARM", "BYTES", (-1,))
     user = TensorSpec("USER_ID", "INT64", (1,))
     item_ids = TensorSpec("ITEM_IDS", "INT64", (-1,), max_size=MAX_SCORE_ITEMS)
     probability = TensorSpec("PROBABILITY", "FP32", (-1,))
     specs = [
         ModelSpec("encoder", encoder_version, (text,), (embedding,)),
-        ModelSpec("recommender", scorer_version, (users, profiles, k), (top_ids, top_scores)),
+        ModelSpec(
+            "recommender",
+            scorer_version,
+            (users, profiles, k),
+            (top_ids, top_scores, request_ids, arms),
+        ),
         ModelSpec("scorer", scorer_version, (user, item_ids), (probability,)),
     ]
     return {s.name: s for s in specs}
@@ -113,8 +124,11 @@ class InferenceProtocol:
         encoder_version: str,
         scorer_version: str,
         max_message_bytes: int = 4 << 20,
+        router: Any = None,
     ) -> None:
         self.runtime, self.embed = runtime, embed
+        self.router = router  # serving.feedback.FeedbackLoop: A/B arm and impressions per row
+        self._after: Callable[[], None] | None = None  # what a model leaves for after the answer
         dim = int(runtime.bundle.config["embedding_dim"])
         self.models = model_specs(dim, encoder_version, scorer_version)
         self.max_message_bytes = max_message_bytes
@@ -153,14 +167,17 @@ class InferenceProtocol:
             result = await self._run[name](arrays)
         except ServingError as exc:
             raise _name_tensor(exc) from None
+        after, self._after = self._after, None  # set by the model just run, no await since
         result = {k: v for k, v in result.items() if not outputs or k in outputs}
-        size = sum(v.nbytes for v in result.values())
+        size = sum(_wire_bytes(v) for v in result.values())
         if size > self.max_message_bytes:
-            biggest = max(result, key=lambda k: result[k].nbytes)
+            biggest = max(result, key=lambda k: _wire_bytes(result[k]))
             raise InvalidArgumentError(
                 f"output '{biggest}': the response would be {size} bytes, over the "
                 f"{self.max_message_bytes}-byte message limit; send fewer elements"
             )
+        if after is not None:
+            after()
         return spec, result
 
     @staticmethod
@@ -226,18 +243,36 @@ class InferenceProtocol:
             queries = [_profile(raw, i) for i, raw in enumerate(inputs["PROFILE"])]
             tensor = "PROFILE"
             embeddings = await self._encode_queries(queries, tensor)
-        results = []
+        results, served = [], []
         for row, (query, emb) in enumerate(zip(queries, embeddings, strict=True)):
+            route = self.router.route(query, self.runtime) if self.router else None
+            runtime = route.runtime if route else self.runtime
             try:  # the runtime checks k before anything is allocated
-                results.append(self.runtime.recommend(query, k=k, embedding=emb))
+                results.append(runtime.recommend(query, k=k, embedding=emb))
             except ServingError as exc:
                 raise _name_tensor(exc, tensor, row if len(queries) > 1 else None) from None
+            served.append(route)
+        request_ids = [new_request_id() for _ in queries]
+        arms = [route.arm if route else "" for route in served]
+
+        def log() -> None:  # once the response is sure to go out (infer's size check)
+            for rid, route, recs in zip(request_ids, served, results, strict=True):
+                if route is not None:
+                    probs = route.runtime.calibrate(np.asarray([r.score for r in recs]))
+                    self.router.log(route, recs, probs, rid)
+
+        self._after = log
         ids = np.full((len(queries), k), -1, dtype=np.int64)  # (N, k), padded with -1 / NaN
         scores = np.full((len(queries), k), np.nan, dtype=np.float32)
         for row, recs in enumerate(results):
             ids[row, : len(recs)] = [r.item_id for r in recs]
             scores[row, : len(recs)] = [r.score for r in recs]
-        return {"ITEM_IDS": ids, "SCORES": scores}
+        return {
+            "ITEM_IDS": ids,
+            "SCORES": scores,
+            "REQUEST_ID": np.asarray([r.encode() for r in request_ids], dtype=np.object_),
+            "ARM": np.asarray([a.encode() for a in arms], dtype=np.object_),
+        }
 
     async def _encode_queries(self, profiles: list[Any], tensor: str) -> list[Any]:
         """The (1, d) embedding of each cold profile's text, encoded in one batcher call."""
@@ -253,6 +288,13 @@ class InferenceProtocol:
     async def _scorer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         user, items = int(inputs["USER_ID"][0]), inputs["ITEM_IDS"].tolist()
         return {"PROBABILITY": np.asarray(self.runtime.score(user, items), dtype=np.float32)}
+
+
+def _wire_bytes(arr: np.ndarray) -> int:
+    """A tensor's size on the wire (BYTES: each element's length prefix and bytes)."""
+    if arr.dtype == np.object_:
+        return sum(4 + len(v) for v in arr.reshape(-1))
+    return int(arr.nbytes)
 
 
 def _utf8(raw: bytes, tensor: str, i: int) -> str:
