@@ -26,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import bentoml
 
+from rec_models.serving.auth import grpc_interceptors, install_http_auth
 from rec_models.serving.errors import ServingError
 from rec_models.serving.schemas import (
     EmbedRequest,
@@ -72,8 +73,9 @@ class Recommender:
             from rec_models.serving.oip import grpc_server
 
             self.grpc = await grpc_server.start(
-                self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes
-            )
+                self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes,
+                interceptors=grpc_interceptors(SETTINGS),
+            )  # fmt: skip
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
@@ -146,6 +148,7 @@ def _mount_apps() -> None:
     # itself (mounted at "/", so GET /v2 answers too); they enforce their own message limit
     # (400, naming the tensor), so the body-size middleware leaves them alone.
     Recommender.mount_asgi_app(create_app(lambda: _core().protocol), path="/")
+    install_http_auth(Recommender, SETTINGS)  # before the size limit: 401 without reading a body
     Recommender.add_asgi_middleware(
         BodySizeLimit, max_bytes=SETTINGS.max_body_bytes, exempt=(PREFIX + "/",)
     )

@@ -68,9 +68,14 @@ def serve_command(target: str, port: int) -> list[str]:
 
 
 def start_service(
-    log: Path, target: str = "service:Recommender", cwd: Path = ROOT, **env: str
+    log: Path,
+    target: str = "service:Recommender",
+    cwd: Path = ROOT,
+    headers: dict[str, str] | None = None,
+    **env: str,
 ) -> Service:
-    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready."""
+    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready;
+    `headers` go with the /info request (the API key of a server started with one)."""
     import httpx
     import tritonclient.grpc as tgrpc
 
@@ -91,7 +96,7 @@ def start_service(
             http_ready = httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200
             if http_ready and grpc_client.is_server_ready(client_timeout=2):
                 return svc
-            error = httpx.get(f"{svc.url}/info", timeout=2).json().get("error")
+            error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")
         except Exception:  # not listening yet
             error = None
         if error:  # loading failed for good: no point waiting

@@ -10,7 +10,8 @@ routes to a body shaped like BentoML's own validation errors (so a client parses
 the v2 REST routes to {"error": message} with the status, gRPC to `context.abort(code)`.
 
 Status codes: 400 / INVALID_ARGUMENT for a malformed or inconsistent request (BentoML answers its
-Pydantic validation errors with 400 too), 404 / NOT_FOUND for ids the catalog does not hold (and
+Pydantic validation errors with 400 too), 401 / UNAUTHENTICATED without the API key (when one is
+set), 404 / NOT_FOUND for ids the catalog does not hold (and
 unknown models), 413 for a body over the size limit, 503 / UNAVAILABLE while the models warm up,
 503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later).
 """
@@ -130,6 +131,15 @@ class OverloadedError(ServingError):
 
     def __init__(self, reason: str = "the encoder is overloaded; retry shortly") -> None:
         super().__init__([((), reason)])
+
+
+class UnauthenticatedError(ServingError):
+    """A request without the configured API key, or with another (401, UNAUTHENTICATED)."""
+
+    status, grpc_code, kind = 401, "UNAUTHENTICATED", "unauthorized"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([(("header", "authorization"), reason)])
 
 
 class BundleError(RuntimeError):
