@@ -27,7 +27,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import bentoml
 
 from rec_models.serving.auth import grpc_interceptors, install_http_auth
+from rec_models.serving.client_errors import ClientErrorMiddleware, quiet_client_errors
 from rec_models.serving.errors import ServingError
+from rec_models.serving.openapi import OpenAPIMiddleware, complete_spec
 from rec_models.serving.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -149,9 +151,17 @@ def _mount_apps() -> None:
     # (400, naming the tensor), so the body-size middleware leaves them alone.
     Recommender.mount_asgi_app(create_app(lambda: _core().protocol), path="/")
     install_http_auth(Recommender, SETTINGS)  # before the size limit: 401 without reading a body
+    Recommender.add_asgi_middleware(OpenAPIMiddleware, build=_openapi)
+    Recommender.add_asgi_middleware(ClientErrorMiddleware, exempt=(PREFIX + "/",))
+    quiet_client_errors()
     Recommender.add_asgi_middleware(
         BodySizeLimit, max_bytes=SETTINGS.max_body_bytes, exempt=(PREFIX + "/",)
     )
+
+
+def _openapi() -> dict[str, Any]:
+    spec = Recommender.openapi_spec.asdict()
+    return complete_spec(spec, bool(SETTINGS.api_key), SETTINGS.max_body_bytes)
 
 
 _mount_apps()
