@@ -27,6 +27,7 @@ BENTOML_VALIDATION = re.compile(r"^\d+ validation errors? for ")
 # The native routes take JSON; BentoML would parse these (file uploads, its internal pickle
 # transport) and answers a multipart body without a boundary with a 500.
 REFUSED_MEDIA = (b"multipart/", b"application/vnd.bentoml")
+ROUTER_MISSES = (404, 405)  # Starlette answers these in plain text
 HTTP_APP_LOGGER = "bentoml._internal.server.http_app"  # where BentoML logs "Exception on ..."
 
 
@@ -62,11 +63,16 @@ class ClientErrorMiddleware:
         self.exempt = exempt  # path prefixes with their own error format (/v2/)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path", "").startswith(self.exempt):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        own_format = scope.get("path", "").startswith(self.exempt)
         media = dict(scope.get("headers") or []).get(b"content-type", b"")
-        if scope.get("method") == "POST" and media.lower().startswith(REFUSED_MEDIA):
+        if (
+            not own_format
+            and scope.get("method") == "POST"
+            and media.lower().startswith(REFUSED_MEDIA)
+        ):
             await send_json(send, 415, unsupported_media(media.decode("latin-1")))
             return
         start: dict[str, Any] | None = None
@@ -76,8 +82,11 @@ class ClientErrorMiddleware:
             nonlocal start
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers") or [])
-                is_json = headers.get(b"content-type", b"").startswith(b"application/json")
-                if 400 <= message["status"] < 500 and is_json:
+                kind = headers.get(b"content-type", b"")
+                status = message["status"]
+                json_4xx = 400 <= status < 500 and kind.startswith(b"application/json")
+                router_miss = status in ROUTER_MISSES and kind.startswith(b"text/plain")
+                if (json_4xx and not own_format) or router_miss:
                     start = message  # hold it: the body may change length
                     return
                 await send(message)
@@ -89,18 +98,34 @@ class ClientErrorMiddleware:
                 await send(message)
 
         async def send_reshaped(head: dict[str, Any], body: bytes) -> None:
-            try:
-                new = reshape(json.loads(body))
-            except ValueError:
-                new = None
+            new: dict[str, Any] | None = None
+            if head["status"] in ROUTER_MISSES and not body.startswith(b"{"):
+                new = router_miss_body(head["status"], scope)
+            else:
+                try:
+                    new = reshape(json.loads(body))
+                except ValueError:
+                    new = None
+            drop = (b"content-length",)
             if new is not None:
-                body = json.dumps(new).encode()
-            headers = [(k, v) for k, v in head.get("headers") or [] if k != b"content-length"]
+                body, drop = json.dumps(new).encode(), (b"content-length", b"content-type")
+            headers = [(k, v) for k, v in head.get("headers") or [] if k not in drop]
             headers.append((b"content-length", str(len(body)).encode()))
+            if new is not None:
+                headers.append((b"content-type", b"application/json"))
             await send({**head, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
+
+
+def router_miss_body(status: int, scope: dict[str, Any]) -> dict[str, Any]:
+    """Starlette's plain-text 404 / 405 (no such route or method) as the one JSON shape."""
+    if status == 404:
+        msg, kind = f"no route {scope.get('path', '')!r}", "not_found"
+    else:
+        msg, kind = f"method {scope.get('method')} is not allowed here", "method_not_allowed"
+    return {"error": f"path: {msg}", "detail": [{"loc": ["path"], "msg": msg, "type": kind}]}
 
 
 def unsupported_media(media: str) -> dict[str, Any]:

@@ -56,3 +56,11 @@ def test_reshape_leaves_the_services_own_errors_alone():
     assert reshape(ours) is None
     assert reshape([{"error": "bad"}]) == {
         "error": "bad", "detail": [{"loc": [], "msg": "bad", "type": "bad_request"}]}  # fmt: skip
+
+
+def test_unknown_routes_answer_json(service: Service):
+    r = httpx.get(f"{service.url}/v2/models/a%0Ab", timeout=30)  # no route matches a newline
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["detail"][0]["type"] == "not_found"
+    r = httpx.get(f"{service.url}/recommend", timeout=30)
+    assert r.status_code == 405 and r.json()["detail"][0]["type"] == "method_not_allowed"
