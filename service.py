@@ -26,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import bentoml
 
+from rec_models.serving import admission
 from rec_models.serving.auth import grpc_interceptors, install_http_auth
 from rec_models.serving.client_errors import ClientErrorMiddleware, quiet_client_errors
 from rec_models.serving.errors import ServingError
@@ -48,6 +49,8 @@ from rec_models.serving.settings import ServingSettings
 from rec_models.serving.web import BodySizeLimit, error_response
 
 SETTINGS = ServingSettings.from_env(os.environ)
+# One per worker process, shared by its HTTP routes and its gRPC server.
+ADMISSION = admission.Admission(SETTINGS.max_concurrent_requests, SETTINGS.max_queued_requests)
 
 
 @bentoml.service(
@@ -74,9 +77,10 @@ class Recommender:
         if SETTINGS.grpc_port:
             from rec_models.serving.oip import grpc_server
 
+            admitted = admission.grpc_interceptor(ADMISSION, grpc_server.ADMITTED_METHODS)
             self.grpc = await grpc_server.start(
                 self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes,
-                interceptors=grpc_interceptors(SETTINGS),
+                interceptors=[*grpc_interceptors(SETTINGS), admitted],
             )  # fmt: skip
 
     @bentoml.on_shutdown
@@ -154,6 +158,7 @@ def _mount_apps() -> None:
     Recommender.add_asgi_middleware(OpenAPIMiddleware, build=_openapi)
     Recommender.add_asgi_middleware(ClientErrorMiddleware, exempt=(PREFIX + "/",))
     quiet_client_errors()
+    Recommender.add_asgi_middleware(admission.AdmissionMiddleware, admission=ADMISSION)
     Recommender.add_asgi_middleware(
         BodySizeLimit, max_bytes=SETTINGS.max_body_bytes, exempt=(PREFIX + "/",)
     )

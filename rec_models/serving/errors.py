@@ -142,6 +142,26 @@ class UnauthenticatedError(ServingError):
         super().__init__([(("header", "authorization"), reason)])
 
 
+class TooManyRequestsError(ServingError):
+    """More requests in flight and queued than the worker admits (429 + Retry-After)."""
+
+    status, grpc_code, kind = 429, "RESOURCE_EXHAUSTED", "too_many_requests"
+    retry_after_s = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([((), reason)])
+
+
+class DeadlineExceededError(ServingError):
+    """The request's own deadline (X-Request-Timeout, gRPC deadline) passed before its turn:
+    dropped before the encoder (504, DEADLINE_EXCEEDED)."""
+
+    status, grpc_code, kind = 504, "DEADLINE_EXCEEDED", "deadline_exceeded"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([((), reason)])
+
+
 class BundleError(RuntimeError):
     """An artifact that breaks its contract (missing file or key, wrong shape, bad sha256)."""
 

@@ -53,6 +53,9 @@ class ServingSettings:
     batch_max_queue: int = 512  # texts waiting for the encoder; beyond: 503 / RESOURCE_EXHAUSTED
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
+    # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
+    max_concurrent_requests: int = 256  # POST requests / gRPC ModelInfer calls in flight
+    max_queued_requests: int = 512  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
     # -- transports ---------------------------------------------------------------------------
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"

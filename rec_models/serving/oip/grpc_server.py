@@ -33,6 +33,9 @@ from rec_models.serving.oip.protocol import SERVER_NAME, InferenceProtocol, serv
 logger = logging.getLogger("bentoml.adrec.grpc")
 
 EXTENSIONS = ["model_statistics"]
+# Calls that hold an admission slot (rec_models/serving/admission.py); metadata and health
+# calls answer at once, even under overload.
+ADMITTED_METHODS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 R = TypeVar("R")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
