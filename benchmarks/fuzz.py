@@ -61,6 +61,7 @@ def run_schemathesis(
     out = json.loads(report.read_text()) if report.is_file() else {}
     out["exit_code"] = proc.returncode
     out["wall_s"] = round(time.monotonic() - t0, 1)
+    (report_dir / "output.txt").write_text(proc.stdout + proc.stderr)  # every failure, in full
     out["output_tail"] = (proc.stdout + proc.stderr)[-6000:]
     return out
 

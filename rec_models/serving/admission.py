@@ -9,7 +9,7 @@ the POST routes, native and v2; probes, /metrics, /info and the docs are never h
 the gRPC interceptor (`grpc_interceptor`: ModelInfer). Both also set the request's deadline
 (rec_models.serving.deadline) from `X-Request-Timeout` (seconds) or the gRPC call's deadline:
 a request whose deadline passes while it waits for a slot, or for the encoder, is dropped
-unencoded with 504 / DEADLINE_EXCEEDED.
+unencoded with 408 / DEADLINE_EXCEEDED.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ Status codes: 400 / INVALID_ARGUMENT for a malformed or inconsistent request (Be
 Pydantic validation errors with 400 too), 401 / UNAUTHENTICATED without the API key (when one is
 set), 404 / NOT_FOUND for ids the catalog does not hold (and
 unknown models), 413 for a body over the size limit, 503 / UNAVAILABLE while the models warm up,
-503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later).
+503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later), 429 +
+Retry-After / RESOURCE_EXHAUSTED past the worker's admission limits, 408 / DEADLINE_EXCEEDED once
+the request's own deadline has passed.
 """
 
 from __future__ import annotations
@@ -154,9 +156,10 @@ class TooManyRequestsError(ServingError):
 
 class DeadlineExceededError(ServingError):
     """The request's own deadline (X-Request-Timeout, gRPC deadline) passed before its turn:
-    dropped before the encoder (504, DEADLINE_EXCEEDED)."""
+    dropped before the encoder (408 Request Timeout, DEADLINE_EXCEEDED). A 4xx: the deadline is
+    the client's, and a client's tight deadline should not count as a server failure."""
 
-    status, grpc_code, kind = 504, "DEADLINE_EXCEEDED", "deadline_exceeded"
+    status, grpc_code, kind = 408, "DEADLINE_EXCEEDED", "deadline_exceeded"
 
     def __init__(self, reason: str) -> None:
         super().__init__([((), reason)])

@@ -5,7 +5,7 @@ internal classes (`RecommendRequestIODescriptor`), documents error bodies with a
 while the server answers a list, and knows nothing of /info, the v2 routes, 401, 413 or 503.
 `complete_spec(bentoml_spec, ...)` fixes that: public schema names, one `Error` schema for every
 error status, the statuses each route can answer (401 when an API key is set, 413 over the body
-limit, 415 for a form body, 429 / 503 with Retry-After when full or loading, 504 past the
+limit, 415 for a form body, 429 / 503 with Retry-After when full or loading, 408 past the
 request's deadline), and the /info and v2 routes.
 `OpenAPIMiddleware` answers GET /docs.json with it, so the API docs page and any OpenAPI tool
 (the schemathesis fuzzing of `make fuzz`) see the same document.
@@ -47,20 +47,20 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "str
 STATUS_TEXT = {
     400: "Invalid request (the field and the reason)",
     401: "Missing or invalid API key",
+    408: "The request's deadline (X-Request-Timeout) passed before its turn: not computed",
     404: "Unknown id or model",
     413: "Request body too large",
     415: "Content type not accepted (send application/json)",
     429: "Too many requests in flight: retry after Retry-After seconds",
     500: "Internal error (a bug: please report it)",
     503: "Not ready yet, or overloaded: retry after Retry-After seconds",
-    504: "The request's deadline (X-Request-Timeout) passed before its turn",
 }
 MODELS = ["encoder", "recommender", "scorer"]
 TIMEOUT_PARAMETER = {
     "name": "X-Request-Timeout",
     "in": "header",
     "required": False,
-    "description": "seconds; a request still waiting when they have passed is dropped (504)",
+    "description": "seconds; a request still waiting when they have passed is dropped (408)",
     "schema": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3600},
 }
 DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -179,7 +179,7 @@ def v2_paths(auth: int | None) -> dict[str, Any]:
             "scorer: USER_ID and ITEM_IDS)"
         )
         responses = {200: ok, 400: error_response(400), **errors}
-        responses |= {429: error_response(429), 504: error_response(504)}
+        responses |= {408: error_response(408), 429: error_response(429)}
         paths[f"{base}/infer"] = {
             "post": _op(
                 summary, responses, parameters=[*params, TIMEOUT_PARAMETER], requestBody=body
@@ -212,7 +212,7 @@ def complete_spec(spec: dict[str, Any], api_key: bool, max_body_bytes: int) -> d
             if op.get("x-bentoml-name"):  # a native API route
                 use_component_schema(op, schemas)
                 op.setdefault("parameters", []).append(TIMEOUT_PARAMETER)
-                statuses = [400, auth, 404, 413, 415, 429, 500, 503, 504]
+                statuses = [400, auth, 404, 408, 413, 415, 429, 500, 503]
                 op["description"] = (op.get("description") or "") + (
                     f"\n\nBodies over {max_body_bytes} bytes are refused (413)."
                 )
