@@ -61,9 +61,23 @@ def run_schemathesis(
     out = json.loads(report.read_text()) if report.is_file() else {}
     out["exit_code"] = proc.returncode
     out["wall_s"] = round(time.monotonic() - t0, 1)
-    (report_dir / "output.txt").write_text(proc.stdout + proc.stderr)  # every failure, in full
-    out["output_tail"] = (proc.stdout + proc.stderr)[-6000:]
+    out["output"] = proc.stdout + proc.stderr
+    (report_dir / "output.txt").write_text(out["output"])  # every failure, in full
+    out["output_tail"] = out["output"][-6000:]
     return out
+
+
+def tool_error_lines(output: str) -> list[str]:
+    """'<operation>: <message>' for each error of the tool itself (ERRORS section)."""
+    section = output.split("= ERRORS =", 1)[-1].split("= FAILURES =")[0].split("= WARNINGS =")[0]
+    out, operation = [], None
+    for line in section.splitlines():
+        if line.startswith("___"):
+            operation = line.strip("_ ")
+        elif operation and line.strip() and line.strip() != "Runtime Error":
+            out.append(f"{operation}: {line.strip()}")
+            operation = None
+    return out if "= ERRORS =" in output else []
 
 
 def summary(run: dict[str, Any], command: str) -> dict[str, Any]:
@@ -76,6 +90,7 @@ def summary(run: dict[str, Any], command: str) -> dict[str, Any]:
         "cases_with_failures": cases.get("with_failures"),
         "failures": run.get("failures", []),
         "tool_errors": run.get("errors", []),
+        "tool_error_detail": tool_error_lines(run.get("output", "")),
         "phases": {k: v.get("status") for k, v in run.get("phases", {}).items()},
         "exit_code": run["exit_code"],
         "wall_s": run["wall_s"],
