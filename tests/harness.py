@@ -27,6 +27,17 @@ def have_models() -> bool:
     return (models / "adrec-scorer").is_dir() and bool(encoders)
 
 
+def own_home(folder: Path) -> str:
+    """A BENTOML_HOME of its own over the same model store, for a server started beside the
+    session's: `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start, which
+    would wipe the running server's metrics."""
+    home = folder / "bentoml_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(BENTOML_HOME / "models", target_is_directory=True)
+    return str(home)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ import time
 import grpc
 import httpx
 import pytest
-from harness import Service, have_models, port_open, start_service, stop_service
+from harness import Service, have_models, own_home, port_open, start_service, stop_service
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
@@ -24,8 +24,9 @@ SLOW = {"texts": [f"text {i}: " + "a fairly long sentence about films " * 12 for
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Service:
+    folder = tmp_path_factory.mktemp("overload")
     svc = start_service(
-        tmp_path_factory.mktemp("overload") / "serve.log", ADREC_WORKERS="1",
+        folder / "serve.log", BENTOML_HOME=own_home(folder), ADREC_WORKERS="1",
         ADREC_MAX_CONCURRENT_REQUESTS="2", ADREC_MAX_QUEUED_REQUESTS="2",
         ADREC_BATCH_MAX_LATENCY_MS="60000",
     )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from harness import Service, start_service, stop_service
+from harness import Service, own_home, start_service, stop_service
 
 from rec_models.serving.auth import ApiKey
 from rec_models.serving.settings import ServingSettings
@@ -66,6 +66,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Service:
     svc = start_service(
         folder / "serve.log",
         headers={"Authorization": f"Bearer {KEY}"},
+        BENTOML_HOME=own_home(folder),
         ADREC_API_KEY_FILE=str(folder / "key"),
         ADREC_WORKERS="1",
         ADREC_ACCESS_LOG="1",
