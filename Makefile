@@ -21,7 +21,7 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
 DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
-.PHONY: setup data train export serve bento bench fuzz test lint clean
+.PHONY: setup data train export serve retrain bento container container-test bench fuzz test lint clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -57,6 +57,11 @@ serve: export
 	ADREC_GRPC_PORT=$(GRPC_PORT) exec $(BIN)/bentoml serve service:Recommender \
 		--host 127.0.0.1 --port $(PORT)
 
+# Retrain from the event log (EVENTS=path; default $(ARTIFACTS)/events/events.sqlite) with the
+# served model's configuration (or CONFIG), publish a new scorer version unless it is worse.
+retrain: export
+	$(BIN)/python -m rec_models.retrain $(CONFIG_FLAG) --artifacts $(ARTIFACTS) $(if $(EVENTS),--events $(EVENTS),)
+
 # Offline: uv comes from the venv (`make setup`), the requirements are not locked. A rebuild of
 # the same version replaces it; a failed build leaves no staging folder behind.
 BENTO_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
@@ -66,6 +71,16 @@ bento: export
 	$(BIN)/bentoml build --version $(BENTO_VERSION) || { rm -rf "$(BENTOML_HOME)/tmp"; exit 1; }
 	@rm -rf "$(BENTOML_HOME)/tmp"
 	@echo "serve it: BENTOML_HOME=$(BENTOML_HOME) $(BIN)/bentoml serve adrec:$(BENTO_VERSION)"
+
+# The OCI image of the Bento, built offline with podman (GPU=1: onnxruntime-gpu); the Bento of
+# this commit is reused when it exists and still matches the working tree.
+GPU ?=
+container: export
+	$(BIN)/python -m rec_models.deploy build $(if $(GPU),--gpu,)
+
+# Start the image, wait for /readyz, probe HTTP and gRPC, stop it.
+container-test: container
+	ADREC_CONTAINER_TEST=1 $(BIN)/python -m pytest -q -s -rxX tests/deploy/test_container.py
 
 bench: export
 	$(BIN)/python -m benchmarks $(if $(FULL),--full,)

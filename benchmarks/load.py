@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from benchmarks.load_targets import TARGETS, evaluate
 from benchmarks.loadgen import Requests, closed_loop, grpc_encoder_sender, http_sender
 from benchmarks.machine import RESULTS, Run
-from benchmarks.server import Service, catalog, have_models
+from benchmarks.server import Service, bentoml_home, catalog, have_models
 from benchmarks.texts import load_pool
 
 QUICK = {"duration_s": 4.0, "warmup_s": 1.0, "max_requests": 20_000, "sweep": (1, 8, 32, 64)}
@@ -59,14 +59,17 @@ async def scenario(
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=svc.http_url, limits=limits, timeout=60) as http:
-        grpc = grpcaio.InferenceServerClient(svc.grpc_url) if svc.grpc else None
+        # One gRPC channel per 4 clients (at most 8): each channel is one connection to one
+        # worker, as HTTP's pool of connections spreads over the workers.
+        channels = max(1, min(8, clients // 4)) if svc.grpc else 0
+        grpc = [grpcaio.InferenceServerClient(svc.grpc_url) for _ in range(channels)]
         try:
             send = sender(endpoint, req, http, grpc, n_texts)
             await closed_loop(send, min(clients, 16), grid["warmup_s"], grid["max_requests"])
             out = await closed_loop(send, clients, grid["duration_s"], grid["max_requests"])
         finally:
-            if grpc is not None:
-                await grpc.close()
+            for channel in grpc:
+                await channel.close()
     return {"service": svc.name, "endpoint": endpoint, "texts_per_request": n_texts, **out}
 
 
@@ -82,6 +85,7 @@ def in_process(req: Requests, grid: dict, threads: int) -> dict[str, Any]:
     from rec_models.serving.core import ServingCore
     from rec_models.serving.settings import ServingSettings
 
+    os.environ.setdefault("BENTOML_HOME", str(bentoml_home()))  # the store the services use
     settings = ServingSettings.from_env({"ADREC_WORKERS": "1", "ADREC_DEVICE": "cpu"})
     core = ServingCore(settings)
 
@@ -155,6 +159,8 @@ def run(full: bool = False) -> dict[str, Any]:
         return result
     req, rows = Requests(catalog(), load_pool()), []
     services: dict[str, Any] = {}
+    threads = int(LAYOUTS[DEFAULT_LAYOUT]["ADREC_THREADS"])
+    core = in_process(req, grid, threads)
     sweep = [(ep, c, 1) for ep in SWEEP if ep != "trivial" for c in grid["sweep"]]
     with Service("trivial", target="benchmarks.trivial_service:Trivial", grpc=False) as svc:
         run_cases(svc, req, [("trivial", c, 1) for c in grid["sweep"]], grid, rows)
@@ -164,8 +170,6 @@ def run(full: bool = False) -> dict[str, Any]:
         with Service(name, LAYOUTS[name]) as svc:
             run_cases(svc, req, cases, grid, rows)
             services[name] = {"start_s": svc.start_s, "info": svc.info, "env": svc.settings}
-    threads = int(LAYOUTS[DEFAULT_LAYOUT]["ADREC_THREADS"])
-    core = in_process(req, grid, threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(rows, RESULTS / "load_throughput.png", RESULTS / "load_p99_vs_clients.png")
     result = {"grid": grid, "services": services, "scenarios": rows, "in_process": core,

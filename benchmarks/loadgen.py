@@ -94,7 +94,10 @@ def http_sender(client: Any, path: str, body: Callable[[random.Random], dict]) -
     return send
 
 
-def grpc_encoder_sender(client: Any, texts: Callable[[random.Random], list[str]]) -> Send:
+def grpc_encoder_sender(clients: Any, texts: Callable[[random.Random], list[str]]) -> Send:
+    """`clients`: one tritonclient aio client or several (one channel each: a channel is one
+    connection, so one server worker; several spread the load like independent clients do)."""
+    pool = clients if isinstance(clients, list) else [clients]
     from tritonclient.grpc import InferInput, InferRequestedOutput
     from tritonclient.utils import InferenceServerException
 
@@ -106,6 +109,7 @@ def grpc_encoder_sender(client: Any, texts: Callable[[random.Random], list[str]]
         inp = InferInput("TEXT", [len(batch)], "BYTES")
         inp.set_data_from_numpy(data)
         try:
+            client = pool[rng.randrange(len(pool))]
             result = await client.infer("encoder", [inp], outputs=outputs, client_timeout=60)
         except InferenceServerException as exc:
             raise ErrorAnswer(f"gRPC {exc.status()}") from None

@@ -54,9 +54,16 @@ def _store_safe(value: Any) -> Any:
     return value
 
 
-def publish(variant_dir: Path, name: str, metadata: dict[str, Any]) -> str:
+def publish(
+    variant_dir: Path,
+    name: str,
+    metadata: dict[str, Any],
+    version: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
     """Copy every file of `variant_dir` into a new store model `name`; returns its tag
-    ("name:version"). The metadata gets `sha256` {file: hex} and `libraries` {package: version}."""
+    ("name:version"). The metadata gets `sha256` {file: hex} and `libraries` {package: version}.
+    `version`: the version string (default: one BentoML draws); `labels`: the model's labels."""
     bentoml = _bentoml()
     variant_dir = Path(variant_dir)
     digests = sha256_map(variant_dir)
@@ -69,7 +76,8 @@ def publish(variant_dir: Path, name: str, metadata: dict[str, Any]) -> str:
     except bentoml.exceptions.NotFound:
         pass
     meta = _store_safe({**metadata, "sha256": digests, "libraries": library_versions()})
-    with bentoml.models.create(name, metadata=meta) as model:
+    tag = f"{name}:{version}" if version else name
+    with bentoml.models.create(tag, metadata=meta, labels=labels) as model:
         for rel in digests:
             dest = Path(model.path) / rel
             dest.parent.mkdir(parents=True, exist_ok=True)

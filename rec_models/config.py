@@ -1,7 +1,9 @@
 """Configuration: dataclasses with commented defaults, loadable from one TOML file.
 
 `load_config(path)` reads a TOML file whose tables mirror the dataclasses below
-(`[data]`, `[encoder]`, `[mf]`, `[attention]`, `[hybrid]`, `[train]`); unknown keys are an error.
+(`[data]`, `[encoder]`, `[mf]`, `[attention]`, `[hybrid]`, `[retrain]`); unknown keys are an
+error. The same file may hold the A/B test's `[ab]` table (rec_models/abtest/config.py): it is
+checked here, so a typo fails `make train` too, and read by `load_ab`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class DataConfig:
     rows: str = "auto"
     positive_threshold: float = 4.0  # rating >= this is a click ("liked" for rows=interactions)
     conversion_weight: float = 1.0  # a converted click weighs this many clicks when fitting
+    # Impressions logged by the service (a CSV written by `make retrain`: user_id, item_id,
+    # rating, timestamp, label, conversion), folded into the interactions; empty: none.
+    logged: str = ""
     seed: int = 42
 
 
@@ -104,6 +109,19 @@ class HybridConfig:
 
 
 @dataclass
+class RetrainConfig:
+    events: str = ""  # the event log (SQLite); empty: artifacts/events/events.sqlite
+    # The latest share of the logged impressions (by time, whole responses) held out: the new
+    # model is fitted without them and compared there with the current version.
+    holdout_share: float = 0.1
+    # Refuse to publish when the new version's NDCG@10 or AUC is below the current version's
+    # by more than this (absolute), on any comparison both have (see rec_models/retrain/gate.py).
+    ndcg_margin: float = 0.01
+    auc_margin: float = 0.01
+    min_holdout_clicks: int = 20  # fewer clicked hold-out impressions: too few to compare on
+
+
+@dataclass
 class TrainConfig:
     artifacts_dir: str = "artifacts"
     # Ranking protocols (rec_models/data/splits.py); empty: the dataset's own list
@@ -115,6 +133,7 @@ class TrainConfig:
     mf: MFConfig = field(default_factory=MFConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
 
 def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -145,6 +164,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
         raise ConfigError(f"config: cannot read {path} ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"config: {path} is not valid TOML/JSON ({exc})") from None
+    if "ab" in values:  # the A/B test's table: checked here, read by load_ab
+        from rec_models.abtest.config import parse_ab
+
+        if not isinstance(values["ab"], dict):
+            raise ConfigError("config: 'ab' must be a table")
+        try:
+            parse_ab(values["ab"])
+        except ValueError as exc:
+            raise ConfigError(f"config: {exc}") from None
+        values = {k: v for k, v in values.items() if k != "ab"}
     return _fill(TrainConfig, values, "")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rec_models.config import ConfigError, DataConfig
 from rec_models.data.custom import load_custom, save_canonical
 from rec_models.data.events import rows_of
@@ -17,7 +19,17 @@ DEFAULT_PATHS = {
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    """The dataset named by `data.source` at `data.path`, its rows read as `data.rows` says."""
+    """The dataset named by `data.source` at `data.path`, its rows read as `data.rows` says,
+    plus the logged impressions of `data.logged` (rec_models/data/logged.py)."""
+    ds = _load_source(cfg)
+    if not cfg.logged:
+        return ds
+    from rec_models.data.logged import read_logged, with_logged
+
+    return with_logged(ds, read_logged(cfg.logged), Path(cfg.logged).name)
+
+
+def _load_source(cfg: DataConfig) -> Dataset:
     rows = rows_of(cfg)
     if cfg.source == "movielens":
         from rec_models.data.movielens import load_movielens_100k

@@ -20,8 +20,8 @@ from rec_models.events.settings import ENV_PREFIX as EVENTS_PREFIX
 from rec_models.events.settings import EventLogSettings
 
 PREFIX = "ADREC_"
-# Read by the training/export side (the artifacts folder), not by the service.
-OTHER_VARIABLES = frozenset({"ADREC_ARTIFACTS"})
+# Not the service's: the artifacts folder of training/export, the container test's opt-in switch.
+OTHER_VARIABLES = frozenset({"ADREC_ARTIFACTS", "ADREC_CONTAINER_TEST"})
 DEVICES = ("auto", "cpu", "cuda")
 ANN_KINDS = ("ivf", "hnsw")
 

@@ -1,0 +1,126 @@
+"""The logged data's own hold-out: the new model and the current version on the same impressions.
+
+The hold-out is the latest share of the logged impressions (snapshot.py). The new model is
+fitted on the dataset plus the earlier logged impressions only; the current version is the
+scorer bundle in the model store, scored through its own `user_tower.onnx` and item vectors
+(bundle.py), so neither has seen the hold-out. On the impressions
+both can score (users and items the current bundle knows):
+
+- auc: click AUC over all hold-out impressions pooled (uncalibrated scores: Platt's monotone
+  map leaves it unchanged);
+- ndcg@10: each response's impressions re-ranked by the model, clicked = relevant, over the
+  responses with at least one click and one impression left unclicked (in the others every
+  order scores the same).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rec_models.config import TrainConfig
+from rec_models.data.logged import with_logged
+from rec_models.evaluation import metrics as M
+from rec_models.fitting import fit_all, pair_scores
+from rec_models.pipeline import Context, build_context, torch_embedder
+from rec_models.retrain.bundle import OfflineBundle
+from rec_models.versions import ScorerVersion
+
+
+def response_ndcg(
+    request_ids: np.ndarray, items: np.ndarray, clicked: np.ndarray, scores: np.ndarray, k: int
+) -> tuple[float, int]:
+    """(NDCG@k of re-ranking each response's items by `scores`, responses counted)."""
+    order = np.lexsort((-scores, request_ids))
+    req, item, click = request_ids[order], items[order], clicked[order]
+    bounds = np.flatnonzero(np.r_[True, req[1:] != req[:-1], True])
+    tops, relevant = [], []
+    for s, e in itertools.pairwise(bounds):
+        c = click[s:e]
+        if c.any() and not c.all():
+            tops.append(np.pad(item[s:e][:k], (0, max(0, k - (e - s))), constant_values=-1))
+            relevant.append(item[s:e][c])
+    if not tops:
+        return float("nan"), 0
+    return M.ranking_metrics(np.stack(tops), relevant, k)[f"ndcg@{k}"], len(tops)
+
+
+def holdout_metrics(
+    request_ids: np.ndarray, items: np.ndarray, clicked: np.ndarray, scores: np.ndarray, k: int
+) -> dict[str, Any]:
+    both = clicked.min() != clicked.max()
+    ndcg, responses = response_ndcg(request_ids, items, clicked, scores, k)
+    return {
+        "auc": M.auc(clicked.astype(np.float64), scores) if both else float("nan"),
+        f"ndcg@{k}": ndcg,
+        "impressions": len(scores),
+        "clicks": int(clicked.sum()),
+        "responses_ranked": responses,
+    }
+
+
+def new_model_scores(
+    cfg: TrainConfig, base: Context, fit_rows: pd.DataFrame, holdout: pd.DataFrame, alpha: float
+) -> np.ndarray:
+    """(n,) the new hybrid's scores of the hold-out rows, fitted without them."""
+    ctx = build_context(cfg, with_logged(base.dataset, fit_rows))
+    emb = torch_embedder(ctx)
+    hybrid = fit_all(cfg, emb.train_data(ctx.dataset.interactions), alpha)["hybrid"]
+    users, items = ctx.index(holdout)
+    return pair_scores(hybrid, users, items)
+
+
+def compare_on_holdout(
+    cfg: TrainConfig,
+    base: Context,
+    fit_rows: pd.DataFrame,
+    holdout: pd.DataFrame,
+    request_ids: np.ndarray,
+    alpha: float,
+    current: ScorerVersion | None,
+) -> dict[str, Any]:
+    """{"new": metrics or None, "current": metrics or None, "note": why one is missing,
+    "calibration": the served Platt map from the hold-out (holdout_calibration)}."""
+    if len(holdout) == 0:
+        note = "the hold-out is empty (one response?)"
+        return {"new": None, "current": None, "note": note, "calibration": None}
+    new = new_model_scores(cfg, base, fit_rows, holdout, alpha)
+    clicked = holdout["click"].to_numpy(bool)
+    items = holdout["item_id"].to_numpy(np.int64)
+    out: dict[str, Any] = {"new": None, "current": None, "note": ""}
+    keep = np.ones(len(holdout), bool)
+    if current is not None:
+        encode = torch_embedder(base).encode
+        users = holdout["user_id"].to_numpy(np.int64)
+        keep, cur_scores = OfflineBundle(current.path).pair_scores(users, items, encode)
+        if keep.any():
+            out["current"] = holdout_metrics(
+                request_ids[keep], items[keep], clicked[keep], cur_scores, cfg.k
+            )
+        else:
+            out["note"] = f"{current.tag} knows none of the hold-out's users and items"
+    out["new"] = holdout_metrics(request_ids[keep], items[keep], clicked[keep], new[keep], cfg.k)
+    out["calibration"] = holdout_calibration(new, clicked, cfg.retrain.min_holdout_clicks)
+    return out
+
+
+def holdout_calibration(
+    scores: np.ndarray, clicked: np.ndarray, min_clicks: int
+) -> dict[str, Any] | None:
+    """Platt (a, b) of the new model's scores on the hold-out impressions (the model fitted
+    without them): the served version's click probabilities, calibrated on logged impressions
+    shown and not clicked. None below `min_clicks` clicks or without a non-click."""
+    if clicked.sum() < min_clicks or clicked.all():
+        return None
+    a, b = M.fit_platt(scores, clicked.astype(np.float64))
+    probs = M.apply_platt(scores, a, b)
+    return {
+        "a": a,
+        "b": b,
+        "fitted_on": f"{len(scores)} hold-out impressions ({int(clicked.sum())} clicked)",
+        "mean_predicted_ctr": float(probs.mean()),
+        "observed_ctr": float(clicked.mean()),
+    }
