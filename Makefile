@@ -21,7 +21,7 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
 DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
-.PHONY: setup data train export serve retrain bento container container-test bench test lint clean
+.PHONY: setup data train export serve retrain bento container container-test bench fuzz test lint clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -84,6 +84,12 @@ container-test: container
 
 bench: export
 	$(BIN)/python -m benchmarks $(if $(FULL),--full,)
+
+# schemathesis against the service's own OpenAPI document (every route, every phase); the
+# summary goes to benchmarks/results/reliability.{json,md}. EXAMPLES: cases per operation.
+EXAMPLES ?= 60
+fuzz: export
+	$(BIN)/python -m benchmarks.fuzz --max-examples $(EXAMPLES)
 
 lint: setup
 	$(BIN)/ruff check .

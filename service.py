@@ -30,7 +30,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import bentoml
 
+from rec_models.serving import admission
+from rec_models.serving.auth import grpc_interceptors, install_http_auth
+from rec_models.serving.client_errors import ClientErrorMiddleware, quiet_client_errors
 from rec_models.serving.errors import ServingError
+from rec_models.serving.openapi import OpenAPIMiddleware, complete_spec
 from rec_models.serving.schemas import (
     EmbedRequest,
     EmbedResponse,
@@ -49,6 +53,8 @@ from rec_models.serving.settings import ServingSettings
 from rec_models.serving.web import BodySizeLimit, error_response
 
 SETTINGS = ServingSettings.from_env(os.environ)
+# One per worker process, shared by its HTTP routes and its gRPC server.
+ADMISSION = admission.Admission(SETTINGS.max_concurrent_requests, SETTINGS.max_queued_requests)
 
 
 @bentoml.service(
@@ -91,9 +97,11 @@ class Recommender:
         if SETTINGS.grpc_port:
             from rec_models.serving.oip import grpc_server
 
+            admitted = admission.grpc_interceptor(ADMISSION, grpc_server.ADMITTED_METHODS)
             self.grpc = await grpc_server.start(
-                self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes
-            )
+                self.core, SETTINGS.grpc_host, SETTINGS.grpc_port, SETTINGS.max_message_bytes,
+                interceptors=[*grpc_interceptors(SETTINGS), admitted],
+            )  # fmt: skip
 
     async def _load(self) -> None:
         await self.core.load()
@@ -191,9 +199,19 @@ def _mount_apps() -> None:
     # itself (mounted at "/", so GET /v2 answers too); they enforce their own message limit
     # (400, naming the tensor), so the body-size middleware leaves them alone.
     Recommender.mount_asgi_app(create_app(lambda: _core().protocol), path="/")
+    install_http_auth(Recommender, SETTINGS)  # before the size limit: 401 without reading a body
+    Recommender.add_asgi_middleware(OpenAPIMiddleware, build=_openapi)
+    Recommender.add_asgi_middleware(ClientErrorMiddleware, exempt=(PREFIX + "/",))
+    quiet_client_errors()
+    Recommender.add_asgi_middleware(admission.AdmissionMiddleware, admission=ADMISSION)
     Recommender.add_asgi_middleware(
         BodySizeLimit, max_bytes=SETTINGS.max_body_bytes, exempt=(PREFIX + "/",)
     )
+
+
+def _openapi() -> dict[str, Any]:
+    spec = Recommender.openapi_spec.asdict()
+    return complete_spec(spec, bool(SETTINGS.api_key), SETTINGS.max_body_bytes)
 
 
 _mount_apps()

@@ -27,6 +27,17 @@ def have_models() -> bool:
     return (models / "adrec-scorer").is_dir() and bool(encoders)
 
 
+def own_home(folder: Path) -> str:
+    """A BENTOML_HOME of its own over the same model store, for a server started beside the
+    session's: `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start, which
+    would wipe the running server's metrics."""
+    home = folder / "bentoml_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(BENTOML_HOME / "models", target_is_directory=True)
+    return str(home)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,9 +79,14 @@ def serve_command(target: str, port: int) -> list[str]:
 
 
 def start_service(
-    log: Path, target: str = "service:Recommender", cwd: Path = ROOT, **env: str
+    log: Path,
+    target: str = "service:Recommender",
+    cwd: Path = ROOT,
+    headers: dict[str, str] | None = None,
+    **env: str,
 ) -> Service:
-    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready."""
+    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready;
+    `headers` go with the /info request (the API key of a server started with one)."""
     import httpx
     import tritonclient.grpc as tgrpc
 
@@ -94,7 +110,7 @@ def start_service(
             http_ready = httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200
             if http_ready and grpc_client.is_server_ready(client_timeout=2):
                 return svc
-            error = httpx.get(f"{svc.url}/info", timeout=2).json().get("error")
+            error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")
         except Exception:  # not listening yet
             error = None
         if error:  # loading failed for good: no point waiting

@@ -28,7 +28,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from rec_models.serving.errors import OverloadedError
+from rec_models.serving.deadline import current_deadline
+from rec_models.serving.errors import DeadlineExceededError, OverloadedError
 
 T = TypeVar("T")
 
@@ -63,6 +64,7 @@ class _Pending(Generic[T]):
     bucket: int
     future: asyncio.Future[np.ndarray]
     queued_at: float
+    deadline: float | None = None  # the request's own (rec_models.serving.deadline)
 
 
 class MicroBatcher(Generic[T]):
@@ -114,7 +116,10 @@ class MicroBatcher(Generic[T]):
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._run(), name="micro-batcher")
         items = list(items)
-        pending = _Pending(items, self.bucket(items[0]), loop.create_future(), time.monotonic())
+        now, deadline = time.monotonic(), current_deadline()
+        if deadline is not None and now >= deadline:
+            raise DeadlineExceededError("the request's deadline passed before it was queued")
+        pending = _Pending(items, self.bucket(items[0]), loop.create_future(), now, deadline)
         self._queue.append(pending)
         self._queued_items += len(items)
         self._report_depth()
@@ -152,6 +157,15 @@ class MicroBatcher(Generic[T]):
         for pending in self._queue:
             if pending.future.cancelled():  # the client went away
                 self._queued_items -= len(pending.items)
+                continue
+            if pending.deadline is not None and now >= pending.deadline:
+                self._queued_items -= len(pending.items)
+                self._stats.refused += 1
+                pending.future.set_exception(
+                    DeadlineExceededError(
+                        "the request's deadline passed while it waited for the encoder"
+                    )
+                )
                 continue
             if now - pending.queued_at > limit:
                 self._queued_items -= len(pending.items)

@@ -10,9 +10,12 @@ routes to a body shaped like BentoML's own validation errors (so a client parses
 the v2 REST routes to {"error": message} with the status, gRPC to `context.abort(code)`.
 
 Status codes: 400 / INVALID_ARGUMENT for a malformed or inconsistent request (BentoML answers its
-Pydantic validation errors with 400 too), 404 / NOT_FOUND for ids the catalog does not hold (and
+Pydantic validation errors with 400 too), 401 / UNAUTHENTICATED without the API key (when one is
+set), 404 / NOT_FOUND for ids the catalog does not hold (and
 unknown models), 413 for a body over the size limit, 503 / UNAVAILABLE while the models warm up,
-503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later).
+503 + Retry-After / RESOURCE_EXHAUSTED when the encoder's queue is full (retry later), 429 +
+Retry-After / RESOURCE_EXHAUSTED past the worker's admission limits, 408 / DEADLINE_EXCEEDED once
+the request's own deadline has passed.
 """
 
 from __future__ import annotations
@@ -129,6 +132,36 @@ class OverloadedError(ServingError):
     retry_after_s = 1
 
     def __init__(self, reason: str = "the encoder is overloaded; retry shortly") -> None:
+        super().__init__([((), reason)])
+
+
+class UnauthenticatedError(ServingError):
+    """A request without the configured API key, or with another (401, UNAUTHENTICATED)."""
+
+    status, grpc_code, kind = 401, "UNAUTHENTICATED", "unauthorized"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([(("header", "authorization"), reason)])
+
+
+class TooManyRequestsError(ServingError):
+    """More requests in flight and queued than the worker admits (429 + Retry-After)."""
+
+    status, grpc_code, kind = 429, "RESOURCE_EXHAUSTED", "too_many_requests"
+    retry_after_s = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__([((), reason)])
+
+
+class DeadlineExceededError(ServingError):
+    """The request's own deadline (X-Request-Timeout, gRPC deadline) passed before its turn:
+    dropped before the encoder (408 Request Timeout, DEADLINE_EXCEEDED). A 4xx: the deadline is
+    the client's, and a client's tight deadline should not count as a server failure."""
+
+    status, grpc_code, kind = 408, "DEADLINE_EXCEEDED", "deadline_exceeded"
+
+    def __init__(self, reason: str) -> None:
         super().__init__([((), reason)])
 
 

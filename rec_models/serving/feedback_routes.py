@@ -13,31 +13,26 @@ constant time), 404 unknown version.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
 
 from rec_models.events import EventError
-from rec_models.serving.errors import BadRequestError, NotReadyError, ServingError
+from rec_models.serving.auth import ApiKey, reason
+from rec_models.serving.errors import (
+    BadRequestError,
+    NotReadyError,
+    ServingError,
+    UnauthenticatedError,
+)
 from rec_models.serving.web import error_response, json_response
 
 
-class UnauthorizedError(ServingError):
-    status, grpc_code, kind = 401, "UNAUTHENTICATED", "unauthorized"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__([(("authorization",), reason)])
-
-
 def authorized(header: str | None, api_key: str) -> bool:
-    """`Authorization: Bearer <api_key>`, compared in constant time; always true without a key."""
-    if not api_key:
-        return True
-    scheme, _, token = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), api_key.encode()
-    )
+    """The service's API-key check (rec_models.serving.auth); always true without a key. The
+    middleware already guards every route when a key is set: this keeps reload guarded even if
+    the route is mounted without it."""
+    return not api_key or ApiKey(api_key).accepts(header)
 
 
 def event_error(exc: EventError) -> Any:
@@ -79,8 +74,9 @@ def create_app(get_service: Callable[[], Any], api_key: str) -> Any:
 
     async def reload(request: Any) -> Any:
         try:
-            if not authorized(request.headers.get("authorization"), api_key):
-                raise UnauthorizedError("missing or wrong API key (Authorization: Bearer <key>)")
+            header = request.headers.get("authorization")
+            if not authorized(header, api_key):
+                raise UnauthenticatedError(reason(header))
             body = await read_json(request) or {}
             if not isinstance(body, dict) or set(body) - {"version"}:
                 raise BadRequestError("body", 'expected {"version": "current" | "<version>"}')

@@ -39,8 +39,10 @@ def _not_blank(text: str) -> str:
     return text
 
 
-Id = Annotated[int, Strict()]
-UserId = Annotated[int, Strict(), Field(description="a known user's id")]
+# Ids are int64 in the catalog: a larger integer is a 400 here, not an overflow further on.
+INT64 = (Ge(-(2**63)), Le(2**63 - 1))
+Id = Annotated[int, Strict(), *INT64]
+UserId = Annotated[int, Strict(), *INT64, Field(description="a known user's id")]
 K = Annotated[int, Strict(), Ge(1), Le(MAX_K), Field(description=f"number of results, 1-{MAX_K}")]
 Age = Annotated[int, Strict(), Ge(0), Le(130)]
 Gender = Annotated[

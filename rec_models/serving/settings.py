@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from rec_models.events.settings import ENV_PREFIX as EVENTS_PREFIX
@@ -52,12 +53,21 @@ class ServingSettings:
     batch_max_queue: int = 512  # texts waiting for the encoder; beyond: 503 / RESOURCE_EXHAUSTED
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
+    # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
+    max_concurrent_requests: int = 256  # POST requests / gRPC ModelInfer calls in flight
+    max_queued_requests: int = 512  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
     # -- transports ---------------------------------------------------------------------------
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"
     max_body_bytes: int = 1 << 20  # native JSON routes: 256 texts of 2,000 characters fit
     max_message_bytes: int = 4 << 20  # v2 REST and gRPC, per request and per response
     access_log: bool = False  # one log line per request costs ~10% of a known-user request
+    # -- access -------------------------------------------------------------------------------
+    # An API key every request but the health probes and the API docs must carry
+    # (`Authorization: Bearer <key>`, gRPC metadata `authorization`); empty: no key. Given
+    # directly or as a file holding it (a mounted secret); never shown by /info or repr().
+    api_key: str = field(default="", repr=False)
+    api_key_file: str = ""
     # -- the top-k index ----------------------------------------------------------------------
     ann_threshold: int = 50_000  # items from which an ANN index replaces the exact one
     ann_kind: str = "ivf"  # ivf or hnsw
@@ -66,8 +76,6 @@ class ServingSettings:
     # -- the feedback loop (rec_models/serving/feedback.py, scorers.py) ------------------------
     event_log: bool = True  # log every /recommend item as an impression; off: no log, no /feedback
     ab_config: str = ""  # a TOML file with an [ab] table: arms, shares, their scorer versions
-    # POST /admin/reload needs `Authorization: Bearer <api_key>` when set (never shown in /info).
-    api_key: str = ""
     # Every worker checks this often whether a reload was asked for (of any worker: the target
     # version is written beside the event log), so all workers switch, not just the one asked.
     reload_poll_ms: int = 1000
@@ -88,6 +96,13 @@ class ServingSettings:
             raise ValueError(f"ann_kind: {self.ann_kind!r} is not one of {', '.join(ANN_KINDS)}")
         if self.grpc_port > 65535:
             raise ValueError(f"grpc_port: {self.grpc_port} is not a port number")
+        if self.api_key and self.api_key_file:
+            raise ValueError("api_key: set ADREC_API_KEY or ADREC_API_KEY_FILE, not both")
+        if self.api_key_file:
+            # frozen: the key read from the file takes the place of an empty api_key
+            object.__setattr__(self, "api_key", read_api_key_file(self.api_key_file))
+        elif self.api_key:
+            check_api_key("api_key", self.api_key)
         if self.batch_max_queue < self.batch_max_size:
             raise ValueError(
                 f"batch_max_queue: {self.batch_max_queue} is below batch_max_size "
@@ -104,10 +119,11 @@ class ServingSettings:
         return self.threads or max(1, cpu_count() // self.worker_count)
 
     def public(self) -> dict[str, Any]:
-        """What GET /info shows: everything but the API key's value."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "events"}
+        """What GET /info shows: every setting but the API key (only whether one is set)."""
+        hidden = ("events", "api_key")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         out |= {"workers": self.worker_count, "threads": self.intra_op_threads}
-        out["api_key"] = "set" if self.api_key else ""
+        out["api_key_required"] = bool(self.api_key)
         return out
 
     @classmethod
@@ -133,6 +149,28 @@ class ServingSettings:
             if head in known:
                 raise ValueError(f"{PREFIX}{head.upper()}: {reason}") from None
             raise
+
+
+def check_api_key(name: str, key: str) -> None:
+    """A key a client can send in a header: printable ASCII without spaces, 16 characters at
+    least (messages never repeat the key)."""
+    if not all("!" <= ch <= "~" for ch in key):
+        raise ValueError(f"{name}: the key must be printable ASCII without spaces")
+    if len(key) < 16:
+        raise ValueError(f"{name}: the key has {len(key)} characters; use at least 16")
+
+
+def read_api_key_file(path: str) -> str:
+    """The key in `path` (surrounding whitespace, such as a final newline, dropped)."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ValueError(f"api_key_file: cannot read {path}: {reason}") from None
+    if not key:
+        raise ValueError(f"api_key_file: {path} is empty")
+    check_api_key(f"api_key_file: {path}", key)
+    return key
 
 
 def _parse(key: str, raw: str, kind: Any) -> Any:

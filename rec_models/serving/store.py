@@ -39,13 +39,38 @@ def sha256_map(folder: str | os.PathLike[str]) -> dict[str, str]:
     }
 
 
+# BentoML's own record of a store entry (its metadata holds the manifest): not in the manifest.
+STORE_RECORD = "model.yaml"
+
+
+def manifest_path(root: Path, name: object) -> Path:
+    """The file a manifest entry names, refused when it could lie outside `root` (an absolute
+    path, '..', or a link that leads out)."""
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        raise ValueError(f"{root}: sha256 manifest entry {name!r} is not a file name")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts:
+        raise ValueError(f"{root}: sha256 manifest entry {name!r} points outside the folder")
+    path = root / name
+    if path.exists() and not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{path}: a link that leads outside {root}")
+    return path
+
+
 def verify_files(folder: str | os.PathLike[str], expected: dict[str, str]) -> None:
-    """ValueError naming the first file that is missing or whose sha256 differs."""
+    """ValueError naming the first file that is missing, whose sha256 differs, that the
+    manifest does not list, or that lies (or links) outside the folder."""
     if not expected:
         raise ValueError(f"{folder}: empty sha256 manifest, nothing to verify")
     root = Path(folder)
-    for name, digest in sorted(expected.items()):
-        path = root / name
+    listed = {manifest_path(root, name): digest for name, digest in sorted(expected.items())}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+            raise ValueError(f"{path}: a link that leads outside {root}")
+        unlisted = path not in listed and path.relative_to(root).as_posix() != STORE_RECORD
+        if path.is_file() and unlisted:
+            raise ValueError(f"{path}: not in the sha256 manifest (an unexpected file)")
+    for path, digest in listed.items():
         if not path.is_file():
             raise ValueError(f"{path}: missing (listed in the sha256 manifest)")
         actual = sha256_file(path)

@@ -155,7 +155,7 @@ BAD_REQUESTS = [
     ("/recommend", {"user_id": 1, "candidate_ids": []}, 400, ["candidate_ids"]),
     ("/recommend", {"user": 1}, 400, ["user"]),
     ("/recommend", {"age": 30, "text": "x" * 2001}, 400, ["text"]),
-    ("/recommend", [1, 2], 400, []),
+    ("/recommend", [1, 2], 400, ["body"]),  # a whole-body error, located as 413s are
     ("/score", {"user_id": 1, "item_ids": [1, UNKNOWN]}, 404, ["item_ids", 1]),
     ("/score", {"user_id": 1, "item_ids": list(range(1, 1002))}, 400, ["item_ids"]),
     ("/score", {"user_id": 1}, 400, ["item_ids"]),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -33,6 +33,9 @@ from rec_models.serving.oip.protocol import SERVER_NAME, InferenceProtocol, serv
 logger = logging.getLogger("bentoml.adrec.grpc")
 
 EXTENSIONS = ["model_statistics"]
+# Calls that hold an admission slot (rec_models/serving/admission.py); metadata and health
+# calls answer at once, even under overload.
+ADMITTED_METHODS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 R = TypeVar("R")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
@@ -163,14 +166,17 @@ def request_inputs(request: Any) -> list[InputTensor]:
     return inputs
 
 
-async def start(core: Any, host: str, port: int, max_message_bytes: int) -> grpc.aio.Server:
-    """A started grpc.aio server on `host:port` over `core`, on the running event loop."""
+async def start(
+    core: Any, host: str, port: int, max_message_bytes: int, interceptors: Sequence[Any] = ()
+) -> grpc.aio.Server:
+    """A started grpc.aio server on `host:port` over `core`, on the running event loop;
+    `interceptors` run before every call (the API key check)."""
     options = [
         ("grpc.max_receive_message_length", 2 * max_message_bytes),
         ("grpc.max_send_message_length", 2 * max_message_bytes),
         ("grpc.so_reuseport", 1),  # every worker of this service listens on the one port
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=list(interceptors))
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(core, max_message_bytes), server
     )

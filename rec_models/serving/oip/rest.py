@@ -77,7 +77,16 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
         raise InvalidArgumentError(f"request body: not a JSON inference request ({exc})") from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise InvalidArgumentError("request body: expected an object with an 'inputs' list")
+    check_optional(request, "request body", id=str, parameters=dict, outputs=list)
     return request, body[json_size:]
+
+
+def check_optional(obj: dict[str, Any], where: str, **kinds: type) -> None:
+    """Each optional member of `obj` that is present has its JSON type (null is not absent)."""
+    names = {str: "a string", dict: "an object", list: "a list"}
+    for key, kind in kinds.items():
+        if key in obj and not isinstance(obj[key], kind):
+            raise InvalidArgumentError(f"{where}: '{key}' must be {names[kind]}")
 
 
 def request_inputs(request: dict[str, Any], binary: bytes) -> list[InputTensor]:
@@ -87,6 +96,7 @@ def request_inputs(request: dict[str, Any], binary: bytes) -> list[InputTensor]:
         if not isinstance(t, dict) or not isinstance(t.get("name"), str):
             raise InvalidArgumentError(f"inputs[{i}]: expected an object with a 'name'")
         name, shape, datatype = t["name"], t.get("shape"), t.get("datatype")
+        check_optional(t, f"input '{name}'", parameters=dict, data=list)
         if not isinstance(shape, list) or not all(type(d) is int for d in shape):
             raise InvalidArgumentError(f"input '{name}': 'shape' must be a list of integers")
         if not isinstance(datatype, str):
@@ -119,11 +129,8 @@ def requested_outputs(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for i, o in enumerate(outputs):
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise InvalidArgumentError(f"outputs[{i}]: expected an object with a 'name'")
-        if not isinstance(o.get("parameters") or {}, dict):
-            raise InvalidArgumentError(f"output '{o['name']}': 'parameters' must be an object")
+        check_optional(o, f"output '{o['name']}'", parameters=dict)
         wanted[o["name"]] = o.get("parameters") or {}
-    if not isinstance(request.get("parameters") or {}, dict):
-        raise InvalidArgumentError("request body: 'parameters' must be an object")
     return wanted
 
 
