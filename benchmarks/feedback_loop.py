@@ -30,11 +30,12 @@ from benchmarks.server import Service, bentoml_home, catalog
 from benchmarks.stats import summarize
 from benchmarks.versions_store import two_version_store
 
-KEY = "bench-key"
+KEY = "bench-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}  # the key guards every route but the health probes
 
 
 async def measure(url: str, concurrency: int, seconds: float, requests: Requests) -> dict:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as client:
         send = http_sender(client, "/recommend", requests.known)
         return await closed_loop(send, concurrency, seconds, 10**9)
 
@@ -45,7 +46,7 @@ async def swap(url: str, users: list[int], seconds_before: float) -> dict[str, A
     stop = asyncio.Event()
 
     async def client(cid: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as c:
             i = cid
             while not stop.is_set():
                 i += 32
@@ -60,8 +61,8 @@ async def swap(url: str, users: list[int], seconds_before: float) -> dict[str, A
     tasks = [asyncio.create_task(client(c)) for c in range(32)]
     await asyncio.sleep(seconds_before)
     sent = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
-        r = await c.post("/admin/reload", headers={"Authorization": f"Bearer {KEY}"})
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as c:
+        r = await c.post("/admin/reload")
     answer = r.json()
     before = {answer["previous"]}
     deadline = sent + 300
@@ -161,7 +162,7 @@ def main() -> int:
                     "median_ratio_on_off": round(med["on"] / med["off"], 3),
                     "rps_ratio_on_off": round(rps["on"] / rps["off"], 3),
                 }  # fmt: skip
-            stats = httpx.get(f"{on.http_url}/stats", timeout=30).json()
+            stats = httpx.get(f"{on.http_url}/stats", headers=AUTH, timeout=30).json()
             users = [int(u["user_id"]) for u in catalog()["users"]]
             print("hot swap under 32 clients ...", flush=True)
             swapped = asyncio.run(swap(on.http_url, users, 3.0))

@@ -70,6 +70,8 @@ class Service:
         self.env |= {"ADREC_DEVICE": "cpu", "ADREC_GRPC_PORT": str(self.grpc_port if grpc else 0)}
         self.env |= env or {}
         self.settings = dict(env or {})
+        key = self.env.get("ADREC_API_KEY")  # /info needs it when the service is keyed
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log = LOGS / f"service-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -112,9 +114,12 @@ class Service:
                 ok = httpx.get(f"{self.http_url}/readyz", timeout=2).is_success
                 if ok and (grpc is None or grpc.is_server_ready(client_timeout=2)):
                     if self.grpc:
-                        self.info = httpx.get(f"{self.http_url}/info", timeout=10).json()
+                        self.info = httpx.get(
+                            f"{self.http_url}/info", headers=self.headers, timeout=10
+                        ).json()
                     return
-                if self.grpc and (err := httpx.get(f"{self.http_url}/info").json().get("error")):
+                info = httpx.get(f"{self.http_url}/info", headers=self.headers).json()
+                if self.grpc and (err := info.get("error")):
                     raise RuntimeError(f"{self.name} failed to load: {err}")
             time.sleep(1)
         raise TimeoutError(f"{self.name} was not ready after {START_TIMEOUT_S} s; log {self.log}")

@@ -96,10 +96,9 @@ class ServingSettings:
             raise ValueError(f"ann_kind: {self.ann_kind!r} is not one of {', '.join(ANN_KINDS)}")
         if self.grpc_port > 65535:
             raise ValueError(f"grpc_port: {self.grpc_port} is not a port number")
-        if self.api_key and self.api_key_file:
-            raise ValueError("api_key: set ADREC_API_KEY or ADREC_API_KEY_FILE, not both")
-        if self.api_key_file:
-            # frozen: the key read from the file takes the place of an empty api_key
+        if self.api_key_file and not self.api_key:
+            # frozen: the key read from the file takes the place of the empty api_key (a copy
+            # made with dataclasses.replace carries the key already read, and keeps it)
             object.__setattr__(self, "api_key", read_api_key_file(self.api_key_file))
         elif self.api_key:
             check_api_key("api_key", self.api_key)
@@ -142,6 +141,9 @@ class ServingSettings:
                 raise ValueError(f"{key}: unknown variable (valid: {valid}, {EVENTS_PREFIX}*)")
             if raw.strip():
                 values[name] = _parse(key, raw.strip(), known[name].type)
+        if values.get("api_key") and values.get("api_key_file"):
+            both = f"set {PREFIX}API_KEY or {PREFIX}API_KEY_FILE, not both"
+            raise ValueError(f"{PREFIX}API_KEY: {both}")
         try:
             return cls(**values, events=EventLogSettings.from_env(env))
         except ValueError as exc:  # name the variable, not the field

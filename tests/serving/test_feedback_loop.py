@@ -181,6 +181,10 @@ def test_a_reload_reaches_every_worker(tmp_path: Path, monkeypatch: Any) -> None
     asyncio.run(run())
 
 
+KEY = "k" * 16  # the service accepts keys of 16 characters or more
+BEARER = f"Bearer {KEY}"
+
+
 def test_routes_name_the_field_at_fault(sink: Any) -> None:
     import httpx
 
@@ -192,7 +196,7 @@ def test_routes_name_the_field_at_fault(sink: Any) -> None:
             self.core = SimpleNamespace(ready=False)
             self.scorers = None
 
-    app = create_app(Stub, api_key="k")
+    app = create_app(Stub, api_key=KEY)
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -202,12 +206,13 @@ def test_routes_name_the_field_at_fault(sink: Any) -> None:
                 ("/feedback", b"", {}, 400, ["body"]),
                 ("/feedback", b'{"request_id": "a", "item_id": "1", "event": "click"}', {}, 400,
                  ["item_id"]),
-                ("/admin/reload", b"{}", {}, 401, ["authorization"]),
-                ("/admin/reload", b"{}", {"authorization": "Bearer nope"}, 401, ["authorization"]),
-                ("/admin/reload", b'{"version": 2}', {"authorization": "Bearer k"}, 400,
+                ("/admin/reload", b"{}", {}, 401, ["header", "authorization"]),
+                ("/admin/reload", b"{}", {"authorization": "Bearer nope"}, 401,
+                 ["header", "authorization"]),
+                ("/admin/reload", b'{"version": 2}', {"authorization": BEARER}, 400,
                  ["version"]),
-                ("/admin/reload", b'{"v": "2"}', {"authorization": "Bearer k"}, 400, ["body"]),
-                ("/admin/reload", b"{}", {"authorization": "Bearer k"}, 503, []),  # loading
+                ("/admin/reload", b'{"v": "2"}', {"authorization": BEARER}, 400, ["body"]),
+                ("/admin/reload", b"{}", {"authorization": BEARER}, 503, []),  # loading
             ]  # fmt: skip
             for path, body, headers, status, loc in cases:
                 r = await c.post(path, content=body, headers=headers)

@@ -19,7 +19,8 @@ from harness import BENTOML_HOME, have_models, start_service, stop_service
 
 from benchmarks.versions_store import two_version_store
 
-KEY = "test-key"
+KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}  # the key guards every route but the health probes
 USERS = list(range(1, 25))
 AB = """[ab]
 experiment = "loop-test"
@@ -55,7 +56,7 @@ class Server:
 
     def start(self) -> None:
         self.starts += 1
-        self.svc = start_service(self.root / f"serve-{self.starts}.log", **self.env)
+        self.svc = start_service(self.root / f"serve-{self.starts}.log", headers=AUTH, **self.env)
 
     @property
     def url(self) -> str:
@@ -73,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def recommend(url: str, user: int, k: int = 5) -> dict[str, Any]:
-    r = httpx.post(f"{url}/recommend", json={"user_id": user, "k": k}, timeout=30)
+    r = httpx.post(f"{url}/recommend", json={"user_id": user, "k": k}, timeout=30, headers=AUTH)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -82,7 +83,7 @@ def stats_when(url: str, done: Any, timeout_s: float = 20.0) -> dict[str, Any]:
     """/stats once `done(stats)` holds (impressions are committed asynchronously)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        stats = httpx.get(f"{url}/stats", timeout=10).json()
+        stats = httpx.get(f"{url}/stats", timeout=10, headers=AUTH).json()
         if done(stats) or time.monotonic() > deadline:
             return stats
         time.sleep(0.2)
@@ -106,16 +107,18 @@ def test_recommend_feedback_stats(server: Server) -> None:
     # The v2 recommender names each row's request and arm, and logs it too.
     body = {"inputs": [{"name": "USER_ID", "datatype": "INT64", "shape": [4], "data": USERS[:4]},
                        {"name": "K", "datatype": "INT32", "shape": [1], "data": [5]}]}  # fmt: skip
-    v2 = httpx.post(f"{url}/v2/models/recommender/infer", json=body, timeout=30).json()
+    v2 = httpx.post(
+        f"{url}/v2/models/recommender/infer", json=body, timeout=30, headers=AUTH
+    ).json()
     outputs = {o["name"]: o["data"] for o in v2["outputs"]}
     assert outputs["ARM"] == [arms[u] for u in USERS[:4]] and len(set(outputs["REQUEST_ID"])) == 4
 
     clicks = [{"request_id": first[u]["request_id"], "item_id": first[u]["items"][0]["item_id"],
                "event": "click"} for u in USERS]  # fmt: skip
-    r = httpx.post(f"{url}/feedback", json=clicks, timeout=30)
+    r = httpx.post(f"{url}/feedback", json=clicks, timeout=30, headers=AUTH)
     assert r.status_code == 200 and r.json() == {"stored": len(USERS)}, r.text
     conversion = {**clicks[0], "event": "conversion"}
-    assert httpx.post(f"{url}/feedback", json=conversion).json() == {"stored": 1}
+    assert httpx.post(f"{url}/feedback", json=conversion, headers=AUTH).json() == {"stored": 1}
     refused = {
         409: clicks[1],  # stored already: idempotent
         404: {**clicks[1], "request_id": "0" * 32},
@@ -123,7 +126,7 @@ def test_recommend_feedback_stats(server: Server) -> None:
         413: [clicks[1]] * 1001,
     }
     for status, bad in refused.items():
-        r = httpx.post(f"{url}/feedback", json=bad, timeout=30)
+        r = httpx.post(f"{url}/feedback", json=bad, timeout=30, headers=AUTH)
         assert r.status_code == status, r.text
         assert r.json()["detail"][0]["type"] and r.json()["error"]
     shown = 2 * len(USERS) * 5 + 4 * 5
@@ -134,14 +137,16 @@ def test_recommend_feedback_stats(server: Server) -> None:
         assert by_arm(stats, arm)["clicks"] == sum(a == arm for a in arms.values())
     assert stats["experiment"]["shares"] == {"A": 0.5, "B": 0.5}
     deadline = time.monotonic() + 15
-    while "adrec_events_clicks{" not in httpx.get(f"{url}/metrics").text:  # refreshed every 5 s
+    while (
+        "adrec_events_clicks{" not in httpx.get(f"{url}/metrics", headers=AUTH).text
+    ):  # refreshed every 5 s
         assert time.monotonic() < deadline, "no adrec_events_clicks gauge on /metrics"
         time.sleep(1)
 
 
 async def load(url: str, users: list[int], stop: asyncio.Event, out: list[Any]) -> None:
     """One closed-loop client: /recommend until `stop`; (latency s, status, arm, version)."""
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as client:
         i = 0
         while not stop.is_set():
             user = users[i % len(users)]
@@ -165,7 +170,7 @@ def test_hot_swap_under_load(server: Server) -> None:
         stop, results = asyncio.Event(), []
         clients = [asyncio.create_task(load(url, USERS[i % 8 :], stop, results)) for i in range(32)]
         await asyncio.sleep(1.0)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=30) as c:
             headers = {"Authorization": f"Bearer {KEY}"}
             r = await c.post("/admin/reload", json={"version": "current"}, headers=headers)
         assert r.status_code == 202, r.text
@@ -196,7 +201,7 @@ def test_hot_swap_under_load(server: Server) -> None:
     a_versions = [v for _, _, arm, v in results if arm == "A"]
     assert a_versions[0] == server.first and a_versions[-1] == "2"
     assert {v for _, _, arm, v in results if arm == "B"} == {server.first}  # pinned
-    info = httpx.get(f"{url}/info").json()
+    info = httpx.get(f"{url}/info", headers=AUTH).json()
     assert info["scorer"]["version"] == "2" and info["scorer"]["pinned"] == {"B": "1"}
 
 
@@ -208,7 +213,7 @@ def test_acknowledged_feedback_survives_kill_9(server: Server) -> None:
         rec = recommend(url, u)
         for item in rec["items"][:2]:
             event = {"request_id": rec["request_id"], "item_id": item["item_id"], "event": "click"}
-            r = httpx.post(f"{url}/feedback", json=event, timeout=30)
+            r = httpx.post(f"{url}/feedback", json=event, timeout=30, headers=AUTH)
             assert r.status_code == 200, r.text
             acked += 1
     # The whole tree, no clean-up: the workers sit in a process group of their own, so each
