@@ -21,6 +21,7 @@ import numpy as np
 from export import gates
 from export.distill import DistillConfig, distill
 from export.fp16 import export_fp16
+from export.int8_recipe import int8_recipe
 from export.measure import (
     drop_pct,
     ndcg_with_variant,
@@ -30,14 +31,8 @@ from export.measure import (
 )
 from export.onnx_export import export_fp32
 from export.optimize import optimize_o2
-from export.quantize import (
-    OPS_TO_QUANTIZE,
-    count_quantized_nodes,
-    detect_preset,
-    quantize_int8,
-)
-from export.sensitivity import choose_exclusions
-from export.texts import GateSplit, Texts, load_texts, split_texts
+from export.quantize import count_quantized_nodes, detect_preset
+from export.texts import GateSplit, Texts, load_calibration, load_texts, split_texts
 from export.variant_dir import (
     MODEL_FILE,
     is_complete,
@@ -165,12 +160,13 @@ class ExportRun:
             out |= {f"{part}_{k}": v for k, v in stats.items()}
         return out
 
-    def probe_texts(self, n: int = 400) -> list[str]:
-        """Build texts for the sensitivity probe (never gate texts), seeded."""
+    def probe_texts(self, n: int = 300) -> list[str]:
+        """Build texts for choosing the int8 recipe (never gate texts): a seeded sample of the
+        catalog's build texts and the calibration sentences."""
         import random
 
         pool = self.split.distill
-        return random.Random(7).sample(pool, min(n, len(pool)))
+        return random.Random(7).sample(pool, min(n, len(pool))) + load_calibration()
 
     def speed_batch(self) -> list[str]:
         """32 real texts, half item descriptions and half user profiles (the serving mix)."""
@@ -222,23 +218,15 @@ def build_opt(run: ExportRun, out: Path) -> dict:
     return {**metrics, **run.ndcg_metrics("opt", out)}
 
 
-def quantize_source(run: ExportRun, src: Path, out: Path, variant: str, work: Path) -> list[str]:
-    """Quantize one source graph into `out`, leaving its most sensitive nodes float when the
-    fully quantized graph misses the probe target (export/sensitivity.py)."""
+def quantize_source(run: ExportRun, src: Path, out: Path, variant: str, work: Path) -> dict:
+    """Quantize one source graph into `out` with the recipe chosen on build texts
+    (export/int8_recipe.py: SmoothQuant alpha, then the most sensitive nodes left float)."""
     from rec_models.serving.onnx_encoder import OnnxEncoder
 
-    probe = run.probe_texts()
+    def encode(folder: Path, texts: list[str]) -> np.ndarray:
+        return OnnxEncoder(folder).encode(texts)
 
-    def quantize(folder: Path, exclude: list[str] | None, only: list[str] | None) -> None:
-        quantize_int8(src, folder, run.preset, variant=variant, exclude=exclude, only=only)
-
-    def encode(folder: Path, idx: list[int] | None) -> np.ndarray:
-        return OnnxEncoder(folder).encode(probe if idx is None else [probe[i] for i in idx])
-
-    excluded, record = choose_exclusions(src, OPS_TO_QUANTIZE, quantize, encode, work)
-    quantize(out, excluded, None)
-    update_config(out, sensitivity=record)
-    return excluded
+    return int8_recipe(src, out, run.probe_texts(), run.preset, variant, work, encode)
 
 
 def quantize_best(run: ExportRun, sources: list[Path], out: Path, variant: str) -> dict:
@@ -253,8 +241,12 @@ def quantize_best(run: ExportRun, sources: list[Path], out: Path, variant: str) 
         for src in sources:
             name = read_config(src)["variant"]
             candidate = work / name
-            excluded = quantize_source(run, src, candidate, variant, work / f"{name}-probe")
-            cosine = {**run.cosine_metrics(candidate), "excluded_nodes": excluded}
+            recipe = quantize_source(run, src, candidate, variant, work / f"{name}-probe")
+            cosine = {
+                **run.cosine_metrics(candidate),
+                "smoothquant_alpha": recipe["smoothquant_alpha"],
+                "excluded_nodes": recipe["excluded_nodes"],
+            }
             try:
                 gates.check(variant, cosine, limits)
             except gates.GateFailed as exc:

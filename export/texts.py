@@ -1,9 +1,11 @@
 """The texts that gates, calibration and distillation use.
 
 Catalog texts come from `artifacts/texts.json` (`make train`); generic English sentences outside
-the catalog's domain from `export/data/generic_sentences.txt` (written for this project from
-templates and by hand, no dataset copied). `split_texts` holds a seeded slice of the catalog back:
-the gates measure texts that no variant was calibrated, tuned or distilled on.
+the catalog's domain from `export/data/generic_sentences.txt`, and other everyday sentences for
+calibration from `export/data/calibration_sentences.txt` (both written for this project, by hand
+and from templates; no dataset copied; no sentence in both). `split_texts` holds a seeded slice
+of the catalog back: the gates measure texts that no variant was calibrated, tuned or distilled
+on.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-GENERIC_FILE = Path(__file__).resolve().parent / "data" / "generic_sentences.txt"
+DATA = Path(__file__).resolve().parent / "data"
+GENERIC_FILE = DATA / "generic_sentences.txt"  # gate only
+CALIBRATION_FILE = DATA / "calibration_sentences.txt"  # build only: recipe choice, calibration
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,14 @@ def load_texts(artifacts_dir: Path) -> Texts:
 
 
 def load_generic(path: Path = GENERIC_FILE) -> list[str]:
-    """The out-of-domain sentences, one a line (blank lines skipped)."""
+    """The out-of-domain gate sentences, one a line (blank lines skipped)."""
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> list[str]:
+    """Out-of-domain sentences for build steps (never in the gate): one a line."""
+    gate = set(load_generic())
+    return [t for t in load_generic(path) if t not in gate]
 
 
 def split_texts(texts: Texts, n_items: int = 150, n_users: int = 300, seed: int = 42) -> GateSplit:
