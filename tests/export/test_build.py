@@ -67,14 +67,20 @@ def test_detect_preset(flags, machine, preset):
     assert detect_preset(f"processor : 0\nflags : {flags}\n", machine) == preset
 
 
-def test_texts_split_holds_out_gate_users(artifacts):
-    from export.texts import load_texts, split_texts
+def test_gate_texts_are_unseen(artifacts):
+    """Nothing a build step learns from (distillation, recipe probe, calibration sentences)
+    is a gate text."""
+    from export.texts import load_calibration, load_texts, split_texts
 
     texts = load_texts(artifacts)
     split = split_texts(texts)
-    assert len(split.gate) >= 500
-    held_out = set(split.gate) - set(texts.items)
-    assert held_out and not held_out & set(split.distill)
+    gate = set(split.gate)
+    assert len(gate) >= 650 and len(split.generic) >= 250
+    assert set(split.catalog) <= set(texts.all) and not set(split.generic) & set(texts.all)
+    assert not gate & set(split.distill)
+    assert not gate & set(ExportRun(artifacts).probe_texts())
+    assert len(load_calibration()) >= 80 and not gate & set(load_calibration())
+    assert split.distill and set(split.distill) | gate >= set(texts.all)
 
 
 def test_missing_texts_say_what_to_run(tmp_path: Path):
