@@ -163,7 +163,7 @@ def write_report(report: dict[str, Any], artifacts: Path) -> Path:
     if report.get("not_published"):
         lines += ["", "## Not published (gate failed)", ""]
         lines += [f"- {v}: {why}" for v, why in report["not_published"].items()]
-    for key in ("ndcg_note", "scorer", "store", "seconds"):
+    for key in ("ndcg_note", "openvino_bf16", "scorer", "store", "seconds"):
         if key in report:
             lines += ["", f"{key}: {json.dumps(report[key])}"]
     path = artifacts / "export_report.md"
