@@ -13,6 +13,7 @@ sensitive ones, measured by export/sensitivity.py).
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 from pathlib import Path
@@ -32,6 +33,17 @@ QUANTIZED_OPS = (
     "MatMulIntegerToFloat",
     "DynamicQuantizeLinear",
 )
+
+
+class _NoPreprocessHint(logging.Filter):
+    """The quantizer logs a hint to the root logger on every call (dozens per export while the
+    recipe is chosen); the graphs here come straight from the exporter / optimizer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_NoPreprocessHint())
 
 
 def detect_preset(cpuinfo: str | None = None, machine: str | None = None) -> str:
