@@ -104,3 +104,22 @@ def test_fp16_fallback_converter(artifacts, tmp_path):
     texts = ["Star Wars (1977). Genres: Action, Sci-Fi.", "A 24-year-old man, a technician."]
     cos = (OnnxEncoder(out).encode(texts) * OnnxEncoder(fp32).encode(texts)).sum(1)
     assert cos.min() > 0.999
+
+
+def test_fused_source_kept_unless_plain_is_10pct_faster():
+    from export.pipeline import pick_source
+
+    assert pick_source({"opt": 100.0, "fp32": 95.0}) == "opt"  # 5%: noise on this machine
+    assert pick_source({"opt": 100.0, "fp32": 89.0}) == "fp32"
+    assert pick_source({"fp32": 89.0}) == "fp32"
+    assert pick_source({"distilled_opt": 50.0, "distilled_fp32": 46.0}) == "distilled_opt"
+
+
+def test_openvino_check_is_recorded(report):
+    """The bf16 OpenVINO path is gated on the unseen texts when the plugin is installed, and
+    says how to install it when not."""
+    ov = report["openvino_bf16"]
+    if "skipped" in ov:
+        assert "openvino" in ov["skipped"].lower()
+    else:
+        assert ov["texts"] >= 650 and ov["gate"].startswith(("passes", "fails"))
