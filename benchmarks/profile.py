@@ -168,7 +168,7 @@ def plot(cells: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(variants: list[str], runs: int) -> dict[str, Any]:
+def run(variants: list[str], runs: int, merge: bool = False) -> dict[str, Any]:
     pin_threads()
     run_ = Run("profile", full=False)
     present = [v for v in variants if (ARTIFACTS / "onnx" / v / "model.onnx").is_file()]
@@ -185,6 +185,10 @@ def run(variants: list[str], runs: int) -> dict[str, Any]:
     for (b, n), v in tqdm([(s, v) for s in SHAPES for v in present], desc="profile", unit="cell"):
         cell = profile_cell(ARTIFACTS / "onnx" / v, texts[n][:b], runs if b > 1 else runs * 5)
         cells.append({"variant": v, "batch": b, "length": n, **cell})
+    if merge and (RESULTS / "profile.json").is_file():  # keep the other variants' cells
+        old = json.loads((RESULTS / "profile.json").read_text())
+        cells = [c for c in old["cells"] if c["variant"] not in present] + cells
+        cells.sort(key=lambda c: (c["batch"], c["length"], VARIANTS.index(c["variant"])))
     result = {"runs": runs, "warmup": WARMUP, "skipped": skipped, "cells": cells}
     path = run_.save(result)
     saved = json.loads(path.read_text())
@@ -199,13 +203,16 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=20, help="profiled runs per cell (x5 at batch 1)"
     )
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other variants' cells of the last run"
+    )
     args = parser.parse_args()
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(names) - set(VARIANTS) - {"int8_static"})
+    unknown = sorted(set(names) - set(VARIANTS))
     if unknown or args.runs < 1:
         parser.error(f"--variants: unknown {', '.join(unknown)}; valid: {', '.join(VARIANTS)}"
                      if unknown else "--runs: must be >= 1")  # fmt: skip
-    result = run(names, args.runs)
+    result = run(names, args.runs, args.merge)
     print((RESULTS / "profile.md").read_text())
     if result["skipped"]:
         print("skipped:", result["skipped"])

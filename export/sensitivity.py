@@ -56,8 +56,8 @@ def probe_texts(texts: list[str], cosines: np.ndarray, seed: int = 0) -> list[in
     return worst + random.Random(seed).sample(rest, min(half, len(rest)))
 
 
-def meets(metrics: dict[str, float], target: dict[str, float] = PROBE_TARGET) -> bool:
-    return all(metrics[k] >= v for k, v in target.items())
+def meets(metrics: dict[str, float], target: dict[str, float] | None = None) -> bool:
+    return all(metrics[k] >= v for k, v in (target or PROBE_TARGET).items())
 
 
 def rank_nodes(
