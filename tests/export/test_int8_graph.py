@@ -64,7 +64,8 @@ def test_smoothing_keeps_the_float_function(artifacts, tmp_path):
     src = artifacts / "onnx" / "opt"
     smooth_graph(src, tmp_path / "smoothed", TEXTS * 4, alpha=0.6)
     muls = [n for n in graph(tmp_path / "smoothed").node if n.name.endswith("_smooth")]
-    assert len(muls) == 3 * read_config(src)["layers"]  # Attention, FF in, FF out per layer
+    # per layer: Attention (QKV), attention output, feed-forward in and out
+    assert len(muls) == 4 * read_config(src)["layers"]
     a, b = OnnxEncoder(src).encode(TEXTS), OnnxEncoder(tmp_path / "smoothed").encode(TEXTS)
     assert np.abs(a - b).max() < 1e-4
     shutil.rmtree(tmp_path / "smoothed")
