@@ -21,20 +21,18 @@ import numpy as np
 from export import gates
 from export.distill import DistillConfig, distill
 from export.fp16 import export_fp16
-from export.int8_recipe import int8_recipe
+from export.int8_recipe import quantize_best
 from export.measure import (
     drop_pct,
     ndcg_with_variant,
-    speed_batch32,
     teacher_embeddings,
     teacher_ndcg,
 )
 from export.onnx_export import export_fp32
 from export.optimize import optimize_o2
-from export.quantize import count_quantized_nodes, detect_preset
+from export.quantize import detect_preset
 from export.texts import GateSplit, Texts, load_calibration, load_texts, split_texts
 from export.variant_dir import (
-    MODEL_FILE,
     is_complete,
     read_config,
     scratch,
@@ -216,70 +214,6 @@ def build_opt(run: ExportRun, out: Path) -> dict:
     }
     gates.check("opt", metrics)
     return {**metrics, **run.ndcg_metrics("opt", out)}
-
-
-def quantize_source(run: ExportRun, src: Path, out: Path, variant: str, work: Path) -> dict:
-    """Quantize one source graph into `out` with the recipe chosen on build texts
-    (export/int8_recipe.py: SmoothQuant alpha, then the most sensitive nodes left float)."""
-    from rec_models.serving.onnx_encoder import OnnxEncoder
-
-    def encode(folder: Path, texts: list[str]) -> np.ndarray:
-        return OnnxEncoder(folder).encode(texts)
-
-    return int8_recipe(src, out, run.probe_texts(), run.preset, variant, work, encode)
-
-
-FUSED_MARGIN = 0.10  # the plain graph must be this much faster to replace the fused one
-
-
-def pick_source(ms: dict[str, float]) -> str:
-    """The fused (O2) source unless another is >= 10% faster: on a shared 2-core machine the two
-    have differed by noise (a few %), and the fused graph is the one the optimizer targets."""
-    fastest = min(ms, key=ms.__getitem__)
-    fused = next((n for n in ms if n.endswith("opt")), None)
-    if fused is None or ms[fastest] <= (1 - FUSED_MARGIN) * ms[fused]:
-        return fastest
-    return fused
-
-
-def quantize_best(run: ExportRun, sources: list[Path], out: Path, variant: str) -> dict:
-    """Quantize every source graph (O2, fp32), keep those that pass the cosine gate, and publish
-    the fused one unless the plain one is >= 10% faster at batch 32 (`pick_source`; measured,
-    not assumed) into `out` (the size and NDCG gates run afterwards in `build`)."""
-    limits = {k: v for k, v in gates.THRESHOLDS[variant].items() if k.endswith("cosine")}
-    passed: dict[str, tuple[Path, dict]] = {}
-    failed: list[gates.GateFailed] = []
-    with scratch(out.parent, f".{variant}-candidates-") as work:
-        for src in sources:
-            name = read_config(src)["variant"]
-            candidate = work / name
-            recipe = quantize_source(run, src, candidate, variant, work / f"{name}-probe")
-            cosine = {
-                **run.cosine_metrics(candidate),
-                "smoothquant_alpha": recipe["smoothquant_alpha"],
-                "excluded_nodes": recipe["excluded_nodes"],
-            }
-            try:
-                gates.check(variant, cosine, limits)
-            except gates.GateFailed as exc:
-                log.warning("%s from the %s graph: %s", variant, name, exc)
-                failed.append(exc)
-                continue
-            passed[name] = (candidate, cosine)
-        if not passed:
-            raise failed[0]
-        ms = speed_batch32({n: c for n, (c, _) in passed.items()}, run.speed_batch(), rounds=8)
-        best = pick_source(ms)
-        log.info("%s: ms at batch 32 by source graph %s -> %s", variant, ms, best)
-        for file in passed[best][0].iterdir():
-            shutil.move(file, out / file.name)
-    return {
-        **passed[best][1],
-        "quantized_nodes": count_quantized_nodes(out / MODEL_FILE),
-        "source_graph": best,
-        "candidates_ms_batch32": {n: round(v, 2) for n, v in ms.items()},
-        "candidates_failed": [str(e) for e in failed],
-    }
 
 
 def build_int8(run: ExportRun, out: Path) -> dict:

@@ -111,7 +111,7 @@ def test_fp16_fallback_converter(artifacts, tmp_path):
 
 
 def test_fused_source_kept_unless_plain_is_10pct_faster():
-    from export.pipeline import pick_source
+    from export.int8_recipe import pick_source
 
     assert pick_source({"opt": 100.0, "fp32": 95.0}) == "opt"  # 5%: noise on this machine
     assert pick_source({"opt": 100.0, "fp32": 89.0}) == "fp32"
