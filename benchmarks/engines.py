@@ -18,10 +18,11 @@ import numpy as np
 from benchmarks.machine import ARTIFACTS, ROOT, THREADS
 
 OURS = ("ort_fp32", "ort_opt", "ort_int8", "ort_distilled_int8")
+OPENVINO = ("ov_fp32_bf16",)  # the fp32 graph under ORT's OpenVINO EP plugin, bf16 inference
 PEERS = ("st_torch", "st_onnx", "st_onnx_int8")
 BASELINE = "pytorch_fp32"
 CONTROL_1T = "pytorch_fp32_1thread"
-ALL = ("pytorch_fp32", "pytorch_fp32_1thread", *OURS, *PEERS)
+ALL = ("pytorch_fp32", "pytorch_fp32_1thread", *OURS, *OPENVINO, *PEERS)
 ST_DIR = ROOT / ".cache" / "benchmarks" / "st-all-MiniLM-L6-v2"
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -92,6 +93,19 @@ def onnx_engine(variant: str, max_batch: int) -> Engine:
     layers = int(enc.config.get("layers") or teacher_shape()["num_hidden_layers"])
     size = (folder / "model.onnx").stat().st_size / 2**20
     return Engine(f"ort_{variant}", enc.encode, "ours", layers, round(size, 1))
+
+
+def openvino_engine(max_batch: int, precision: str = "bf16") -> Engine:
+    """The fp32 variant through ONNX Runtime with the OpenVINO execution provider plugin
+    (`pip install -e '.[openvino]'`); the tokenizer and pooling are OnnxEncoder's."""
+    from export.openvino import openvino_session
+    from rec_models.serving.onnx_encoder import OnnxEncoder
+
+    folder = ARTIFACTS / "onnx" / "fp32"
+    enc = OnnxEncoder(folder, threads=THREADS, batch_size=max_batch)
+    enc.session = openvino_session(folder / "model.onnx", precision, THREADS)
+    size = (folder / "model.onnx").stat().st_size / 2**20
+    return Engine(f"ov_fp32_{precision}", enc.encode, "ours", enc.config["layers"], round(size, 1))
 
 
 def quant_preset() -> str:
@@ -167,6 +181,7 @@ def build_engines(max_batch: int) -> tuple[list[Engine], dict[str, str]]:
     for v in OURS:
         variant = v.removeprefix("ort_")
         builders.append((v, lambda variant=variant: [onnx_engine(variant, max_batch)]))
+    builders.append((OPENVINO[0], lambda: [openvino_engine(max_batch)]))
     for p in PEERS:
         builders.append((p, lambda p=p: [st_engine(p, max_batch)]))
     for name, build in builders:

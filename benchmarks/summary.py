@@ -110,15 +110,61 @@ def encoder_section(r: dict) -> list[str]:
         "",
         *grid("{texts_per_s}"),
         "",
+        "Fraction of the measured int8 matmul roofline (analytic GOP / median time / peak):",
+        "",
+        *grid("{int8_roofline_fraction}"),
+        "",
         f"Mean cosine to PyTorch fp32: {r['cosine_vs_pytorch']}",
         "",
         f"Measured peaks ({p['before']['threads']} threads, best of before/after the grid): "
         f"fp32 matmul {p['fp32_peak_gflops']} GFLOP/s, int8 matmul {p['int8_peak_gops']} "
         f"GOP/s, copy bandwidth {p['copy_gbps']} GB/s (details in encoder.json).",
     ]
+    lines += padding_lines(r.get("padding")) + thread_lines(r.get("threads"))
     if r.get("skipped"):
         lines += ["", "Not run:", ""] + [f"- {k}: {v}" for k, v in r["skipped"].items()]
     return [*lines, "", "![latency](encoder_latency.png) ![roofline](roofline.png)"]
+
+
+def padding_lines(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    rows = [
+        [
+            r["variant"],
+            r["padded_ms_per_32"],
+            r["length_sorted_ms_per_32"],
+            r["speedup_sorted_vs_padded"],
+        ]
+        for r in p["rows"]
+    ]
+    return [
+        "",
+        f"Padding: {p['texts']} real texts in batches of {p['batch']} ({p['real_tokens_per_text']}"
+        f" tokens per text; padded in arrival order {p['padded_tokens_per_text']}, "
+        f"length-sorted {p['sorted_tokens_per_text']}). ms per 32 texts, median:",
+        "",
+        *table(["variant", "arrival order, padded", "length-sorted", "x"], rows),
+    ]
+
+
+def thread_lines(cells: list[dict] | None) -> list[str]:
+    if not cells:
+        return []
+    rows = [
+        [
+            c["variant"],
+            f"{c['batch']} x {c['length']}",
+            c["threads"],
+            "on" if c["spinning"] else "off",
+            c["median_ms"],
+            c["p99_ms"],
+            c["texts_per_s_per_thread"],
+        ]
+        for c in cells
+    ]
+    head = ["variant", "shape", "threads", "spinning", "median ms", "p99 ms", "texts/s/thread"]
+    return ["", "Intra-op threads and spin-waiting:", "", *table(head, rows)]
 
 
 def load_section(r: dict) -> list[str]:

@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for variant in failures:
             unpublish(encoder_model_name(variant))
     log.info("model store: %s", ", ".join(tags.values()))
+    openvino: dict[str, Any] = {"skipped": "fp32 not built"}
+    if (run.target("fp32") / "model.onnx").is_file():
+        from export.openvino import openvino_check
+
+        openvino = openvino_check(run.target("fp32"), run.split.gate, run.teacher())
+        log.info("fp32 under the OpenVINO EP in bf16: %s", openvino)
     report = build_report(
         args.artifacts,
         list(VARIANTS),
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "store": tags,
             "seconds": {**seconds, "total": 0.0},
             "bentoml_home": os.environ.get("BENTOML_HOME"),
+            "openvino_bf16": openvino,
         },
     )
     report["seconds"]["total"] = round(time.perf_counter() - t0, 1)

@@ -56,7 +56,7 @@ def export_fp32(
     out_dir.mkdir(parents=True, exist_ok=True)
     with scratch(out_dir.parent) as work:
         # library_name="transformers": a sentence-transformers folder would otherwise get
-        # `sentence_embedding` outputs instead of `last_hidden_state` (STACK.md)
+        # `sentence_embedding` outputs instead of `last_hidden_state`
         main_export(
             str(src),
             work,

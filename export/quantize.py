@@ -4,11 +4,16 @@
 sentence-transformers' `export_dynamic_quantized_onnx_model`) is read from /proc/cpuinfo unless
 given and is recorded in config.json. The O2 graph is quantized through
 `onnxruntime.quantization.quantize_dynamic` with DefaultTensorType (ORTQuantizer fails in shape
-inference on it, STACK.md); the caller falls back to the fp32 graph if the O2 result fails its gate.
+inference on it); the caller falls back to the fp32 graph if the O2 result fails its gate.
+`MatMulConstBOnly`: only matmuls with a constant (weight) B are quantized; the activation x
+activation matmuls of attention (scores, weighted sum) stay float, since quantizing both sides
+per batch costs accuracy for little speed. `exclude` leaves named nodes in float (the most
+sensitive ones, measured by export/sensitivity.py).
 """
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 from pathlib import Path
@@ -18,15 +23,27 @@ from export.variant_dir import MODEL_FILE, TOKENIZER_FILE, onnx_stats, read_conf
 PRESETS = ("avx512_vnni", "avx512", "avx2", "arm64")
 # MatMul per channel, the fused Attention (QAttention) and the embedding Gather: without the
 # last two the 47 MB word-embedding table stays fp32 and the file is ~2/3 of fp32.
-OPS_TO_QUANTIZE = ["MatMul", "Attention", "Gather"]
+OPS_TO_QUANTIZE = ["MatMul", "Attention", "Gather", "EmbedLayerNormalization"]
 QUANTIZED_OPS = (
     "MatMulInteger",
+    "QEmbedLayerNormalization",
     "DynamicQuantizeMatMul",
     "QAttention",
     "QLinearMatMul",
     "MatMulIntegerToFloat",
     "DynamicQuantizeLinear",
 )
+
+
+class _NoPreprocessHint(logging.Filter):
+    """The quantizer logs a hint to the root logger on every call (dozens per export while the
+    recipe is chosen); the graphs here come straight from the exporter / optimizer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_NoPreprocessHint())
 
 
 def detect_preset(cpuinfo: str | None = None, machine: str | None = None) -> str:
@@ -64,9 +81,15 @@ def count_quantized_nodes(model_file: Path) -> int:
 
 
 def quantize_int8(
-    src_dir: Path, out_dir: Path, preset: str | None = None, variant: str = "int8"
+    src_dir: Path,
+    out_dir: Path,
+    preset: str | None = None,
+    variant: str = "int8",
+    exclude: list[str] | None = None,
+    only: list[str] | None = None,
 ) -> dict:
-    """Quantize `src_dir/model.onnx` (fp32 or O2 graph) into `out_dir`; returns the config."""
+    """Quantize `src_dir/model.onnx` (fp32 or O2 graph) into `out_dir`, leaving the nodes in
+    `exclude` float (or quantizing `only` those nodes); returns the config."""
     import onnx
     from onnxruntime.quantization import quantize_dynamic
 
@@ -80,7 +103,13 @@ def quantize_int8(
         per_channel=True,
         reduce_range=False,
         weight_type=weight_type(preset),
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True},
+        nodes_to_quantize=list(only) if only else None,
+        nodes_to_exclude=list(exclude or []),
+        extra_options={
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+            "WeightSymmetric": True,
+            "MatMulConstBOnly": True,
+        },
     )
     shutil.copy2(src_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     src_config = read_config(src_dir)
@@ -92,6 +121,8 @@ def quantize_int8(
             "mode": "dynamic",
             "per_channel": True,
             "ops": OPS_TO_QUANTIZE,
+            "matmul_const_b_only": True,
+            "excluded_nodes": list(exclude or []),
             "source": src_config["variant"],
         },
         "quantized_nodes": count_quantized_nodes(out_dir / MODEL_FILE),

@@ -17,6 +17,8 @@ COLUMNS = (
     "parameters",
     "mean_cosine",
     "min_cosine",
+    "catalog_min_cosine",
+    "generic_min_cosine",
     "ndcg@10",
     "cold_start_ndcg@10",
     "ndcg_drop_pct",
@@ -36,6 +38,9 @@ def variant_row(variant_dir: Path, artifacts: Path) -> dict[str, Any]:
         "parameters": config.get("parameters"),
         "mean_cosine": m.get("mean_cosine"),
         "min_cosine": m.get("min_cosine"),
+        "catalog_min_cosine": m.get("catalog_min_cosine"),
+        "generic_min_cosine": m.get("generic_min_cosine"),
+        "cosine_gated_on": m.get("cosine_gated_on"),
         "ndcg@10": m.get("ndcg@10"),
         "cold_start_ndcg@10": m.get("cold_start_ndcg@10"),
         "ndcg_drop_pct": m.get("ndcg_drop_pct", 0.0 if variant_dir.name == "fp32" else None),
@@ -113,6 +118,12 @@ def _notes(report: dict[str, Any]) -> list[str]:
             f"- distillation took {distilled['gate']['distill_seconds']:.0f} s (when last built)."
         )
     for name, row in rows.items():
+        gate = row.get("gate", {})
+        if "smoothquant_alpha" in gate:
+            lines.append(
+                f"- {name}: SmoothQuant alpha {gate['smoothquant_alpha']}, nodes left float: "
+                f"{gate.get('excluded_nodes') or 'none'} (chosen on build texts)."
+            )
         if row.get("gate", {}).get("source_graph"):
             lines.append(
                 f"- {name} was quantized from the {row['gate']['source_graph']} graph "
@@ -139,7 +150,9 @@ def write_report(report: dict[str, Any], artifacts: Path) -> Path:
         lines.append(f"| {name} | " + " | ".join(_fmt(c, row.get(c)) for c in COLUMNS) + " |")
     lines += [
         "",
-        "Cosines: to the PyTorch teacher on the gate texts (items + held-out users). "
+        "Cosines: to the PyTorch teacher on unseen texts: the held-out catalog slice (items and "
+        "user profiles no build step used) and generic English sentences; mean/min cover what "
+        "the variant is gated on (distilled_int8: the catalog only, a student of its texts). "
         "NDCG@10: the trained hybrid re-evaluated with texts embedded by the variant; "
         "drops are relative to fp32 (negative = better). ms_batch32: "
         + report["timing"]["note"]
@@ -150,7 +163,7 @@ def write_report(report: dict[str, Any], artifacts: Path) -> Path:
     if report.get("not_published"):
         lines += ["", "## Not published (gate failed)", ""]
         lines += [f"- {v}: {why}" for v, why in report["not_published"].items()]
-    for key in ("ndcg_note", "scorer", "store", "seconds"):
+    for key in ("ndcg_note", "openvino_bf16", "scorer", "store", "seconds"):
         if key in report:
             lines += ["", f"{key}: {json.dumps(report[key])}"]
     path = artifacts / "export_report.md"

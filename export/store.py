@@ -95,7 +95,12 @@ def unpublish(name: str) -> int:
     """Delete every version of store model `name` (a variant that failed its gate must not be
     served from an older version); returns how many were deleted."""
     bentoml = _bentoml()
-    models = bentoml.models.list(name)
+    from bentoml.exceptions import NotFound
+
+    try:
+        models = bentoml.models.list(name)
+    except NotFound:  # never published in this store
+        return 0
     for model in models:
         bentoml.models.delete(model.tag)
     return len(models)

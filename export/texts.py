@@ -1,4 +1,12 @@
-"""The real item and profile texts that gates and distillation use (`artifacts/texts.json`)."""
+"""The texts that gates, calibration and distillation use.
+
+Catalog texts come from `artifacts/texts.json` (`make train`); generic English sentences outside
+the catalog's domain from `export/data/generic_sentences.txt`, and other everyday sentences for
+calibration from `export/data/calibration_sentences.txt` (both written for this project, by hand
+and from templates; no dataset copied; no sentence in both). `split_texts` holds a seeded slice
+of the catalog back: the gates measure texts that no variant was calibrated, tuned or distilled
+on.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,10 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+GENERIC_FILE = DATA / "generic_sentences.txt"  # gate only
+CALIBRATION_FILE = DATA / "calibration_sentences.txt"  # build only: recipe choice, calibration
 
 
 @dataclass(frozen=True)
@@ -20,10 +32,19 @@ class Texts:
 
 @dataclass(frozen=True)
 class GateSplit:
-    """Gate texts (items + held-out users) and the distillation texts (the rest of the users)."""
+    """Unseen gate texts and the texts every build step may learn from.
 
-    gate: list[str]
+    `catalog`: held-out items + held-out user profiles; `generic`: out-of-domain sentences;
+    `distill`: the rest of the catalog (distillation, quantization calibration, the per-layer
+    sensitivity probe). `gate` = catalog + generic; neither part is in `distill`."""
+
+    catalog: list[str]
+    generic: list[str]
     distill: list[str]
+
+    @property
+    def gate(self) -> list[str]:
+        return self.catalog + self.generic
 
 
 def load_texts(artifacts_dir: Path) -> Texts:
@@ -37,14 +58,27 @@ def load_texts(artifacts_dir: Path) -> Texts:
     return Texts(items, users)
 
 
-def split_texts(texts: Texts, n_items: int = 300, n_users: int = 300, seed: int = 42) -> GateSplit:
-    """A seeded sample of >= 500 real texts for the gates. The sampled users are held out of
-    distillation so the distilled gate measures texts the student never saw; every item stays in
-    (the catalog is embedded as is at serving time)."""
+def load_generic(path: Path = GENERIC_FILE) -> list[str]:
+    """The out-of-domain gate sentences, one a line (blank lines skipped)."""
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> list[str]:
+    """Out-of-domain sentences for build steps (never in the gate): one a line."""
+    gate = set(load_generic())
+    return [t for t in load_generic(path) if t not in gate]
+
+
+def split_texts(texts: Texts, n_items: int = 150, n_users: int = 300, seed: int = 42) -> GateSplit:
+    """A seeded held-out slice of the catalog (at most a tenth of the items and half the users)
+    plus the generic sentences. Held out by text, so a duplicate profile or title cannot leak
+    into what the builders learn from."""
     rng = random.Random(seed)
-    items = rng.sample(texts.items, min(n_items, len(texts.items)))
+    gate_items = rng.sample(texts.items, min(n_items, len(texts.items) // 10))
     user_idx = set(rng.sample(range(len(texts.users)), min(n_users, len(texts.users) // 2)))
     gate_users = [t for i, t in enumerate(texts.users) if i in user_idx]
-    held_out = set(gate_users)  # by text: a duplicate profile must not leak into training
-    train_users = [t for t in texts.users if t not in held_out]
-    return GateSplit(gate=items + gate_users, distill=texts.items + train_users)
+    held_out = set(gate_items) | set(gate_users)
+    generic = [t for t in load_generic() if t not in held_out]
+    seen = held_out | set(generic)
+    distill = [t for t in texts.all if t not in seen]
+    return GateSplit(catalog=gate_items + gate_users, generic=generic, distill=distill)

@@ -51,7 +51,7 @@ class OnnxEncoder:
         providers: list[str] | None = None,
         threads: int | None = None,
         batch_size: int = 64,
-        spinning: bool = True,
+        spinning: bool | None = None,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -76,9 +76,11 @@ class OnnxEncoder:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
-        if not spinning:  # idle intra-op threads yield the core at once instead of spinning
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if spinning is not None:  # None: ONNX Runtime's default (its threads spin-wait)
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if spinning else "0"
+            )
         self.session = ort.InferenceSession(
             str(self.path / "model.onnx"), options, providers=providers or ["CPUExecutionProvider"]
         )

@@ -23,10 +23,16 @@ def report(artifacts: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def gate_texts(artifacts: Path) -> list[str]:
+def split(artifacts: Path):
     from export.texts import load_texts, split_texts
 
-    return split_texts(load_texts(artifacts)).gate
+    return split_texts(load_texts(artifacts))
+
+
+@pytest.fixture(scope="session")
+def gate_texts(split) -> list[str]:
+    """Unseen texts: the held-out catalog slice, then the generic sentences."""
+    return split.gate
 
 
 @pytest.fixture(scope="session")
