@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rec_models.serving.settings import cpu_count
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))
 BENTOML_HOME = Path(os.environ["BENTOML_HOME"])
@@ -91,6 +93,10 @@ def start_service(
     import tritonclient.grpc as tgrpc
 
     port, grpc_port = free_port(), free_port()
+    # Every server gets a BENTOML_HOME of its own over the same models unless the test gives one:
+    # `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start (see own_home).
+    env.setdefault("BENTOML_HOME", own_home(log.parent))
+    workers = int(env.get("ADREC_WORKERS") or os.environ.get("ADREC_WORKERS") or 0) or cpu_count()
     # The event log (and the reload target beside it) of a test server lives beside its log,
     # never in the artifacts folder.
     events = str(log.parent / "events" / "events.sqlite")
@@ -108,7 +114,13 @@ def start_service(
             pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{svc.tail()}")
         try:
             http_ready = httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200
-            if http_ready and grpc_client.is_server_ready(client_timeout=2):
+            # /readyz answers from whichever worker takes the connection: wait for every
+            # worker's "ready in" line, or a request may still land on one that is loading.
+            if (
+                http_ready
+                and grpc_client.is_server_ready(client_timeout=2)
+                and svc.log.read_text(errors="replace").count("] ready in ") >= workers
+            ):
                 return svc
             error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")
         except Exception:  # not listening yet
