@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from subsets import movielens_subset
 
 from rec_models.config import DataConfig, TrainConfig
-from rec_models.data import load_dataset
 from rec_models.data.custom import save_canonical
-from rec_models.data.schema import Dataset
 from rec_models.train import train
 
 N_USERS, N_ITEMS = 120, 300
@@ -19,16 +18,8 @@ N_USERS, N_ITEMS = 120, 300
 
 @pytest.fixture(scope="module")
 def subset_config(tmp_path_factory) -> TrainConfig:
-    full = load_dataset(DataConfig())  # data/ml-100k, fetched by `make data`
-    users = full.users.iloc[:N_USERS]
-    popular = full.interactions["item_id"].value_counts().index[:N_ITEMS]
-    items = full.items[full.items["item_id"].isin(popular)]
-    inter = full.interactions[
-        full.interactions["user_id"].isin(users["user_id"])
-        & full.interactions["item_id"].isin(popular)
-    ]
     root = tmp_path_factory.mktemp("e2e")
-    save_canonical(Dataset("ml-subset", users, items, inter), root / "data")
+    save_canonical(movielens_subset(N_USERS, N_ITEMS), root / "data")
     cfg = TrainConfig(artifacts_dir=str(root / "artifacts"))
     # a ratings log: every rating an interaction, rated >= 4 liked (MovieLens' own reading)
     cfg.data = DataConfig(source="custom", path=str(root / "data"), rows="interactions")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from subsets import movielens_subset
 
-from rec_models.config import ROOT, DataConfig
-from rec_models.data import load_dataset
+from rec_models.config import ROOT
 from rec_models.data.custom import save_canonical
 from rec_models.data.schema import Dataset
 from rec_models.events import EventKind, Feedback, Impressions, SQLiteSink
@@ -30,17 +30,11 @@ SEED = 7
 
 def subset(folder: Path) -> dict[int, np.ndarray]:
     """Write the subset's files into `folder`; returns each user's hidden liked item ids."""
-    full = load_dataset(DataConfig())  # data/ml-100k, fetched by `make data`
-    users = full.users.iloc[:N_USERS]
-    popular = full.interactions["item_id"].value_counts().index[:N_ITEMS]
-    items = full.items[full.items["item_id"].isin(popular)]
-    inter = full.interactions[
-        full.interactions["user_id"].isin(users["user_id"])
-        & full.interactions["item_id"].isin(popular)
-    ]
+    sub = movielens_subset(N_USERS, N_ITEMS)
+    inter = sub.interactions
     rng = np.random.default_rng(SEED)
     hidden = (inter["rating"] >= 4).to_numpy() & (rng.random(len(inter)) < 1 / 3)
-    save_canonical(Dataset("ml-subset", users, items, inter[~hidden]), folder)
+    save_canonical(Dataset(sub.name, sub.users, sub.items, inter[~hidden]), folder)
     out: dict[int, np.ndarray] = {}
     for user, group in inter[hidden].groupby("user_id"):
         out[int(user)] = group["item_id"].to_numpy(np.int64)
