@@ -32,6 +32,7 @@ import bentoml
 
 from rec_models.serving import admission
 from rec_models.serving.auth import grpc_interceptors, install_http_auth
+from rec_models.serving.body import BodyReader
 from rec_models.serving.client_errors import ClientErrorMiddleware, quiet_client_errors
 from rec_models.serving.errors import ServingError
 from rec_models.serving.openapi import OpenAPIMiddleware, complete_spec
@@ -50,7 +51,7 @@ from rec_models.serving.schemas import (
     similar_items_response,
 )
 from rec_models.serving.settings import ServingSettings
-from rec_models.serving.web import BodySizeLimit, error_response
+from rec_models.serving.web import error_response
 
 SETTINGS = ServingSettings.from_env(os.environ)
 # One per worker process, shared by its HTTP routes and its gRPC server.
@@ -199,14 +200,18 @@ def _mount_apps() -> None:
     # itself (mounted at "/", so GET /v2 answers too); they enforce their own message limit
     # (400, naming the tensor), so the body-size middleware leaves them alone.
     Recommender.mount_asgi_app(create_app(lambda: _core().protocol), path="/")
-    install_http_auth(Recommender, SETTINGS)  # before the size limit: 401 without reading a body
+    # Outermost first. The key is checked before any body is read (401 unread); the body is read
+    # in full (size limit, deadline) before admission, so a slow-loris holds no slot.
+    install_http_auth(Recommender, SETTINGS)
+    Recommender.add_asgi_middleware(
+        BodyReader, max_bytes=SETTINGS.max_body_bytes,
+        timeout_s=SETTINGS.body_timeout_ms / 1000, exempt=(PREFIX + "/",),
+        exempt_ceiling=2 * SETTINGS.max_message_bytes,  # the v2 routes' own hard stop
+    )  # fmt: skip
     Recommender.add_asgi_middleware(OpenAPIMiddleware, build=_openapi)
     Recommender.add_asgi_middleware(ClientErrorMiddleware, exempt=(PREFIX + "/",))
     quiet_client_errors()
     Recommender.add_asgi_middleware(admission.AdmissionMiddleware, admission=ADMISSION)
-    Recommender.add_asgi_middleware(
-        BodySizeLimit, max_bytes=SETTINGS.max_body_bytes, exempt=(PREFIX + "/",)
-    )
 
 
 def _openapi() -> dict[str, Any]:

@@ -165,6 +165,28 @@ class DeadlineExceededError(ServingError):
         super().__init__([((), reason)])
 
 
+class PayloadTooLargeError(ServingError):
+    """A body over the configured size limit (413), refused before it is parsed."""
+
+    status, grpc_code, kind = 413, "RESOURCE_EXHAUSTED", "payload_too_large"
+
+    def __init__(self, limit: int, size: int | None) -> None:
+        got = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+        reason = f"request body too large ({got}; the limit is {limit} bytes)"
+        super().__init__([(("body",), reason)])
+
+
+class BodyTimeoutError(ServingError):
+    """A body that did not arrive in full within the body deadline (408): a client trickling
+    it (slow-loris) or stalled mid-body; the rest is never read."""
+
+    status, grpc_code, kind = 408, "DEADLINE_EXCEEDED", "body_timeout"
+
+    def __init__(self, timeout_s: float, received: int) -> None:
+        reason = f"the body did not arrive within {timeout_s:g} s ({received} bytes received)"
+        super().__init__([(("body",), reason)])
+
+
 class BundleError(RuntimeError):
     """An artifact that breaks its contract (missing file or key, wrong shape, bad sha256)."""
 

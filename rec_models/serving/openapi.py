@@ -47,7 +47,8 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "str
 STATUS_TEXT = {
     400: "Invalid request (the field and the reason)",
     401: "Missing or invalid API key",
-    408: "The request's deadline (X-Request-Timeout) passed before its turn: not computed",
+    408: "The request's deadline (X-Request-Timeout) passed before its turn: not computed; "
+    "or its body did not arrive in full within the body deadline (ADREC_BODY_TIMEOUT_MS)",
     404: "Unknown id or model",
     413: "Request body too large",
     415: "Content type not accepted (send application/json)",

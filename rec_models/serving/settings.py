@@ -60,6 +60,9 @@ class ServingSettings:
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"
     max_body_bytes: int = 1 << 20  # native JSON routes: 256 texts of 2,000 characters fit
+    # A body not in full within this long of the request's start is refused (408): a client
+    # trickling it (slow-loris) holds its connection, never an admission slot (body.py).
+    body_timeout_ms: int = 5000
     max_message_bytes: int = 4 << 20  # v2 REST and gRPC, per request and per response
     access_log: bool = False  # one log line per request costs ~10% of a known-user request
     # -- access -------------------------------------------------------------------------------

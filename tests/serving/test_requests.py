@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from rec_models.serving.body import BodyReader
 from rec_models.serving.errors import BadRequestError, NotReadyError, UnknownIdError
 from rec_models.serving.schemas import (
     EmbedRequest,
@@ -22,7 +23,7 @@ from rec_models.serving.schemas import (
     SimilarItemsRequest,
 )
 from rec_models.serving.towers import fold_in
-from rec_models.serving.web import BodySizeLimit, error_response
+from rec_models.serving.web import error_response
 from rec_models.text.profiles import Profile
 
 
@@ -101,7 +102,7 @@ def _post(max_bytes: int, content) -> httpx.Response:
     async def echo(request: Request) -> JSONResponse:
         return JSONResponse({"bytes": len(await request.body())})
 
-    app = BodySizeLimit(Starlette(routes=[Route("/echo", echo, methods=["POST"])]), max_bytes)
+    app = BodyReader(Starlette(routes=[Route("/echo", echo, methods=["POST"])]), max_bytes, 5.0)
 
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
