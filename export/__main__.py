@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from export.gates import GateFailed
     from export.pipeline import BUILDERS, VARIANTS, ExportRun, build
     from export.report import build_report, write_report
+    from rec_models.artifact_publish import recover
 
+    if recover(args.artifacts):  # a `make train` killed mid-publish: its artifacts, whole
+        log.info("finished the publish of a training run killed after its commit point")
     t0 = time.perf_counter()
     run = ExportRun(args.artifacts, force=args.force)
     failures: dict[str, str] = {}

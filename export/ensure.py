@@ -22,7 +22,10 @@ def is_stale(artifacts: Path) -> bool:
 def ensure_exported(artifacts: Path | None = None, timeout: float = 1800) -> Path:
     """The artifacts folder (default: $ADREC_ARTIFACTS, else <repo>/artifacts), with the encoder
     variants and the export report in it."""
+    from rec_models.artifact_publish import recover
+
     artifacts = Path(artifacts or os.environ.get("ADREC_ARTIFACTS") or ROOT / "artifacts")
+    recover(artifacts)  # never judge (or export) a half-published training run
     if is_stale(artifacts):
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         env.setdefault("BENTOML_HOME", str(ROOT / "bentoml_home"))

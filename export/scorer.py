@@ -9,15 +9,13 @@ here (max abs difference <= 1e-4 per output) before the bundle is published.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from export.gates import GateFailed
+from export.variant_dir import staging
 from rec_models.config import TrainConfig, load_config
 from rec_models.data.events import positive_mask
 from rec_models.models.base import Recommender
@@ -178,9 +176,7 @@ def export_scorer(artifacts_dir: Path, cfg: TrainConfig | None = None) -> Path:
     state = json.loads((artifacts_dir / "models" / "state.json").read_text())
     texts = json.loads((artifacts_dir / "texts.json").read_text())
     final = artifacts_dir / "onnx" / "scorer"
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".scorer-", dir=final.parent))
-    try:
+    with staging(final) as tmp:  # all or nothing, across a kill -9 too
         diffs = export_onnx(model, tmp)
         _, item_vec = model.vectors()
         interactions = ctx.dataset.interactions
@@ -235,10 +231,4 @@ def export_scorer(artifacts_dir: Path, cfg: TrainConfig | None = None) -> Path:
             .get("hybrid", {}),
         }
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        os.chmod(final, 0o755)  # mkdtemp made it private
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

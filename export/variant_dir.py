@@ -6,6 +6,7 @@ its gate passes, so `artifacts/onnx/<variant>` is either a complete, gated varia
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -78,15 +79,44 @@ def staging(target: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the published folder is not
     try:
         yield tmp
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}-old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder `new` in the place of `target` in one step: a kill -9 at any moment leaves
+    either the old or the new folder there, never none. A rename cannot replace a non-empty
+    folder, so the two are exchanged (renameat2 RENAME_EXCHANGE) and the old one, now at `new`,
+    deleted. Where the file system cannot exchange, two renames, with a short window."""
+    if target.exists() and _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}-old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths `a` and `b` atomically; False where unsupported (not Linux, old kernel or C
+    library, a file system without RENAME_EXCHANGE)."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 @contextmanager

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rec_models.artifact_publish import JOURNAL, publish, recover, staging_dir
 from rec_models.config import ConfigError, TrainConfig, config_dict, load_config
 from rec_models.data import DEFAULT_PATHS, DataValidationError
 from rec_models.data.events import has_impressions
@@ -169,8 +168,8 @@ def evaluate(
 def train(cfg: TrainConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     final = Path(cfg.artifacts_dir)
-    final.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".train-", dir=final))
+    recover(final)  # a publish a killed run committed to is finished first
+    tmp = staging_dir(final)
     try:
         ctx = build_context(cfg)
         emb = torch_embedder(ctx)
@@ -212,15 +211,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "calibration": state["calibration"],
         }
         write_report(report, tmp)
-        for child in tmp.iterdir():  # publish: replace each artifact as a whole
-            dest = final / child.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            os.replace(child, dest)
-        if not cfg.encoder.finetune:  # a fine-tuned encoder of an earlier run is stale now
-            shutil.rmtree(final / "encoder", ignore_errors=True)
+        # all at once, even across a kill -9 (rec_models/artifact_publish.py); a fine-tuned
+        # encoder of an earlier run is stale once this run publishes without one
+        publish(tmp, final, remove=() if cfg.encoder.finetune else ("encoder",))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / JOURNAL).is_file():  # past the commit point, recover() needs it
+            shutil.rmtree(tmp, ignore_errors=True)
     return report
 
 
