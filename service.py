@@ -60,6 +60,10 @@ ADMISSION = admission.Admission(SETTINGS.max_concurrent_requests, SETTINGS.max_q
 
 @bentoml.service(
     workers=SETTINGS.worker_count,
+    # Loopback unless told otherwise (--host / BENTOML_HOST; BentoML's own default is every
+    # interface); the gRPC server's is ADREC_GRPC_HOST, also 127.0.0.1. CORS: BentoML's
+    # default, off unless configured (tests/reliability/test_bind_defaults.py).
+    http={"host": "127.0.0.1"},
     traffic={"timeout": 60},
     logging={"access": {"enabled": SETTINGS.access_log}},
 )
@@ -187,6 +191,7 @@ def _mount_apps() -> None:
     async def info(request: Any) -> Any:
         service = bentoml.get_current_service()
         out = service.core.info() | {"max_body_bytes": SETTINGS.max_body_bytes}
+        out["worker_pid"] = os.getpid()  # which worker answered (restarts, balance)
         out["scorer"] = service.scorers.info()
         if service.scorers.error and not service.scorers.pins_ready:
             out["error"] = out["error"] or service.scorers.error

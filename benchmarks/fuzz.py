@@ -106,7 +106,8 @@ def write_results(key: str, section: dict[str, Any]) -> None:
     lines = ["# Reliability figures", "", "Written by the commands below; see README.", ""]
     for name, s in data.items():
         lines += [f"## {name}", "", f"    {s.get('command', '')}", ""]
-        lines += [f"- {k}: {v}" for k, v in s.items() if k != "command"]
+        # per-second series live in the JSON and the plot, not in the summary
+        lines += [f"- {k}: {v}" for k, v in s.items() if k not in ("command", "series")]
         lines.append("")
     (RESULTS / "reliability.md").write_text("\n".join(lines))
 

@@ -61,23 +61,25 @@ class Service:
     grpc_port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    host: str = "127.0.0.1"
 
     @property
     def grpc(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{self.host}:{self.grpc_port}"
 
     @property
     def v2(self) -> str:  # tritonclient.http takes host:port
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def serve_command(target: str, port: int) -> list[str]:
-    """`make serve`'s command line: `bentoml serve` alone, HTTP on `port`."""
+def serve_command(target: str, port: int, host: str | None = "127.0.0.1") -> list[str]:
+    """`make serve`'s command line: `bentoml serve` alone, HTTP on `port` (`host` None: no
+    --host, the service's own default)."""
     bentoml = [sys.executable, "-m", "bentoml", "serve", target]
-    return [*bentoml, "--host", "127.0.0.1", "--port", str(port)]
+    return [*bentoml, *(["--host", host] if host else []), "--port", str(port)]
 
 
 def start_service(
@@ -85,10 +87,12 @@ def start_service(
     target: str = "service:Recommender",
     cwd: Path = ROOT,
     headers: dict[str, str] | None = None,
+    host: str | None = "127.0.0.1",
     **env: str,
 ) -> Service:
     """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready;
-    `headers` go with the /info request (the API key of a server started with one)."""
+    `headers` go with the /info request (the API key of a server started with one); `host`
+    the --host flag (None: none given; the gRPC host is ADREC_GRPC_HOST's)."""
     import httpx
     import tritonclient.grpc as tgrpc
 
@@ -103,10 +107,11 @@ def start_service(
     environ = {**os.environ, "ADREC_GRPC_PORT": str(grpc_port), "ADREC_EVENTS_PATH": events, **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            serve_command(target, port), cwd=cwd, env=environ, stdout=out,
+            serve_command(target, port, host), cwd=cwd, env=environ, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    svc = Service(f"http://127.0.0.1:{port}", port, grpc_port, proc, log)
+    address = host or "127.0.0.1"  # the service's default: loopback (tests/reliability)
+    svc = Service(f"http://{address}:{port}", port, grpc_port, proc, log, address)
     grpc_client = tgrpc.InferenceServerClient(svc.grpc)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -153,3 +158,18 @@ def stop_service(svc: Service) -> list[object]:
     for p in alive:
         p.kill()
     return alive
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of process `pid` and all its descendants, in bytes."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    family = [proc, *proc.children(recursive=True)]
+    total = 0
+    for p in family:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:  # a worker that just exited
+            continue
+    return total

@@ -7,9 +7,8 @@ from __future__ import annotations
 import time
 
 import httpx
-import psutil
 import pytest
-from harness import MIB, Service
+from harness import MIB, Service, tree_rss
 
 JSON = {"content-type": "application/json"}
 BIG_INT = "1" + "0" * 400
@@ -37,11 +36,6 @@ def test_malformed_bodies_get_a_4xx_in_the_one_shape(service: Service, path, bod
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     payload = r.json()
     assert set(payload) == {"error", "detail"} and payload["detail"][0]["loc"], payload
-
-
-def tree_rss(pid: int) -> int:
-    proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
 
 
 def test_ten_megabyte_bodies_are_refused_fast_and_memory_stays_flat(service: Service):
