@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(not have_models(), reason="no models: run `make 
 BODY = json.dumps({"user_id": 1, "k": 5}).encode()
 TIMEOUT_S = 1.0
 SLOTS = 4  # admission slots; the slow clients outnumber them 15 to 1
+RESET = -1  # the connection was reset after the server closed it (see slow_client)
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +57,17 @@ async def slow_client(port: int, gap_s: float, stall_after: int | None = None) -
     sender = asyncio.create_task(trickle())
     try:
         answer = await asyncio.wait_for(reader.read(), timeout=30)  # until the server closes
+    except ConnectionResetError:
+        # The server closed with the rest of the body unread and the client kept sending: the
+        # kernel answers RST, which can drop the 408 before this client (one of many on a busy
+        # loop) read it. Cut off all the same.
+        answer = b"RESET"
     finally:
         sender.cancel()
         writer.close()
     took = time.monotonic() - t0
     head_part, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head_part.split()[1]) if head_part else 0
+    status = RESET if answer == b"RESET" else int(head_part.split()[1]) if head_part else 0
     return {"status": status, "head": head_part.decode().lower(), "body": body, "took": took}
 
 
@@ -85,8 +91,8 @@ def test_a_body_stalled_midway_gets_408_at_the_deadline(server: Service):
 async def crowd_and_normal(url: str, port: int, n_slow: int, n_normal: int) -> tuple:
     """`n_slow` slow clients mid-body, then `n_normal` requests one after another; the slow
     clients' answers, the normal responses and when the first normal one was answered."""
-    slow = [asyncio.create_task(slow_client(port, gap_s=0.2)) for _ in range(n_slow)]
-    await asyncio.sleep(0.3)  # every slow client is mid-body
+    slow = [asyncio.create_task(slow_client(port, gap_s=1.0)) for _ in range(n_slow)]
+    await asyncio.sleep(0.3)  # every slow client is mid-body (1 byte/s)
     async with httpx.AsyncClient(base_url=url, timeout=30) as c:
         normal = [await c.post("/recommend", json={"user_id": 1, "k": 5})]
         first_at = time.monotonic()
@@ -106,7 +112,8 @@ def test_many_slow_clients_do_not_stop_normal_requests(server: Service):
         )
         # 60 clients mid-body and 4 slots: had they held slots, these would be 429
         assert [r.status_code for r in normal] == [200] * 20, [r.text for r in normal]
-        assert [s["status"] for s in slow] == [408] * 60, slow[:2]
+        statuses = [s["status"] for s in slow]  # every one cut off, none served or left open
+        assert set(statuses) <= {408, RESET} and 408 in statuses, statuses
         # the first normal answer came while every slow client was still connected
         assert first_at - t0 < min(s["took"] for s in slow)
         assert max(s["took"] for s in slow) < TIMEOUT_S + 10  # all cut off, none left hanging
