@@ -65,8 +65,14 @@ def tree_rss_mib(pid: int) -> float:
 def workers(pid: int) -> list[int]:
     import psutil
 
-    family = psutil.Process(pid).children(recursive=True)
-    return [p.pid for p in family if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+    out = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if "_bentoml_impl.worker" in " ".join(p.cmdline()):
+                out.append(p.pid)
+        except psutil.Error:  # gone, or a zombie not yet reaped (the killed one)
+            continue
+    return out
 
 
 def cpu_s() -> float:

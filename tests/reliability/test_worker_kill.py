@@ -21,8 +21,14 @@ RESTART_BOUND_S = 240  # a worker loads its models in ~10-30 s here; far more is
 
 def workers(svc: Service) -> list[psutil.Process]:
     """The service's worker processes (BentoML runs them under `bentoml serve`'s arbiter)."""
-    family = psutil.Process(svc.proc.pid).children(recursive=True)
-    return [p for p in family if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+    out = []
+    for p in psutil.Process(svc.proc.pid).children(recursive=True):
+        try:
+            if "_bentoml_impl.worker" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:  # gone, or a zombie not yet reaped (the killed one)
+            continue
+    return out
 
 
 def answering_pids(url: str, tries: int = 40) -> set[int]:
@@ -36,7 +42,7 @@ def answering_pids(url: str, tries: int = 40) -> set[int]:
 
 class LightLoad(threading.Thread):
     """One client, a known-user /recommend every 50 ms, each on a new connection; it records
-    when each answer came and whether it was a 200."""
+    when each answer came and its status (0: no answer, a connection error)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
@@ -46,10 +52,10 @@ class LightLoad(threading.Thread):
         while not self.stop.is_set():
             try:
                 with httpx.Client(base_url=self.url, timeout=10) as c:
-                    ok = c.post("/recommend", json={"user_id": 1, "k": 5}).status_code == 200
+                    status = c.post("/recommend", json={"user_id": 1, "k": 5}).status_code
             except httpx.HTTPError:
-                ok = False
-            self.log.append((time.monotonic(), ok))
+                status = 0
+            self.log.append((time.monotonic(), status))
             time.sleep(0.05)
 
 
@@ -86,9 +92,13 @@ def test_kill_9_of_a_worker_is_restarted_and_the_other_serves_meanwhile(two_work
     load.stop.set()
     load.join(30)
     assert new is not None, f"no new worker ready within {RESTART_BOUND_S} s:\n{svc.tail()}"
-    during = [ok for t, ok in load.log if killed_at < t]
-    # the survivor kept answering while the new worker loaded: most requests succeeded
-    assert sum(during) >= 0.8 * len(during) and sum(during) >= 10, load.log[-20:]
+    during = [status for t, status in load.log if killed_at < t]
+    # The survivor kept answering while the new worker loaded. The new worker takes its share
+    # of connections from its start and answers them 503 + Retry-After until its models are
+    # loaded (benchmarks/results/reliability.md counts them); a connection error is only the
+    # request that was in flight on the killed worker.
+    assert during.count(200) >= max(10, len(during) // 3), during
+    assert set(during) <= {200, 503, 0} and during.count(0) <= 2, during
     assert survivor.is_running() and svc.proc.poll() is None
     assert httpx.get(f"{svc.url}/readyz", timeout=10).status_code == 200
     assert answering_pids(svc.url) == {survivor.pid, new.pid}  # both serve again
