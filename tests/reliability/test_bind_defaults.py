@@ -7,6 +7,8 @@ is sent to any origin. Told otherwise (--host, ADREC_GRPC_HOST, BentoML's CORS s
 
 from __future__ import annotations
 
+import ipaddress
+
 import httpx
 import psutil
 import pytest
@@ -14,8 +16,7 @@ from harness import Service, have_models, own_home, start_service, stop_service
 
 pytestmark = pytest.mark.skipif(not have_models(), reason="no models: run `make export` first")
 APP, EVIL = "http://app.example", "http://evil.example"
-CORS_CONFIG = f"""version: 2
-services:
+CORS_CONFIG = f"""services:
   Recommender:
     http:
       cors:
@@ -23,17 +24,19 @@ services:
         access_control_allow_origins: ["{APP}"]
         access_control_allow_methods: ["GET", "POST"]
         access_control_allow_headers: ["content-type", "authorization"]
-"""
-
+"""  # BentoML's configuration file (BENTOML_CONFIG), as a deployment would give it
 
 def listening(svc: Service) -> set[tuple[str, int]]:
-    """(address, port) of every listening TCP socket of the server's process tree."""
+    """(address, port) of every listening TCP socket of the server's process tree, IPv4 in an
+    IPv6 socket (gRPC's ::ffff:127.0.0.1) as plain IPv4."""
     root = psutil.Process(svc.proc.pid)
     out = set()
     for proc in [root, *root.children(recursive=True)]:
         for conn in proc.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN:
-                out.add((conn.laddr.ip, conn.laddr.port))
+                ip = ipaddress.ip_address(conn.laddr.ip)
+                mapped = getattr(ip, "ipv4_mapped", None)
+                out.add((str(mapped or ip), conn.laddr.port))
     return out
 
 
