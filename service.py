@@ -55,7 +55,10 @@ from rec_models.serving.web import error_response
 
 SETTINGS = ServingSettings.from_env(os.environ)
 # One per worker process, shared by its HTTP routes and its gRPC server.
-ADMISSION = admission.Admission(SETTINGS.max_concurrent_requests, SETTINGS.max_queued_requests)
+ADMISSION = admission.Admission(
+    SETTINGS.max_concurrent_requests, SETTINGS.max_queued_requests,
+    (SETTINGS.max_queue_wait_ms / 1000) or None,
+)  # fmt: skip
 
 
 @bentoml.service(

@@ -225,12 +225,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (15 s overload)")
     parser.add_argument("--only", choices=("kill", "overload"), help="one scenario")
+    parser.add_argument("--label", default="", help="suffix of the results keys (other settings)")
     args = parser.parse_args()
+    suffix = f"_{args.label}" if args.label else ""
     if not have_models():
         sys.exit("no adrec models in the store: run `make export` first")
     req = Requests(catalog(), load_pool())
     body = mixed(req)
-    command = "python -m benchmarks.reliability" + (" --quick" if args.quick else "")
+    settings = {k: v for k, v in os.environ.items() if k.startswith("ADREC_")}
+    flags = sys.argv[1:]
+    command = " ".join([*(f"{k}={v}" for k, v in settings.items()),
+                        "python -m benchmarks.reliability", *flags])  # fmt: skip
     env = {"ADREC_WORKERS": WORKERS}
     common = {"command": command, "machine": describe_machine()["cpu"], "date": time.ctime()}
     if args.only in (None, "overload"):
@@ -238,14 +243,14 @@ def main() -> None:
             load_start = load_average()
             out = asyncio.run(overload(svc, body, args.quick))
         out |= {**common, "load_average": [load_start, load_average()]}
-        write_results("overload", out)
+        write_results("overload" + suffix, out)
         print({k: v for k, v in out.items() if k not in ("series", "ramp")})
     if args.only in (None, "kill"):
         with Service("reliability-kill", env) as svc:
             load_start = load_average()
             out = asyncio.run(worker_kill(svc, body, args.quick))
         out |= {**common, "load_average": [load_start, load_average()]}
-        write_results("worker_kill", out)
+        write_results("worker_kill" + suffix, out)
         print({k: v for k, v in out.items() if k != "series"})
     from benchmarks.reliability_plot import plot
 

@@ -54,8 +54,13 @@ class ServingSettings:
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
     # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
-    max_concurrent_requests: int = 256  # POST requests / gRPC ModelInfer calls in flight
-    max_queued_requests: int = 512  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
+    # Small on purpose: a request in flight is one the worker is working on (a known user on
+    # the event loop, a cold one in an encoder batch); past that, waiting happens here, where
+    # its length is known and bounded. Measured at 4x the saturating load on 2 cores
+    # (benchmarks/results/reliability.md): 256 + 512 let accepted requests wait ~10 s.
+    max_concurrent_requests: int = 16  # POST requests / gRPC ModelInfer calls in flight
+    max_queued_requests: int = 64  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
+    max_queue_wait_ms: int = 250  # a longer (expected) wait for a slot: 429 at once; 0: none
     # -- transports ---------------------------------------------------------------------------
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"
@@ -90,7 +95,9 @@ class ServingSettings:
             if kind in ("int", "bool", "str") and type(value).__name__ != kind:
                 raise ValueError(f"{f.name}: expected {kind}, got {value!r}")
             if kind == "int":
-                lowest = 0 if f.name in ("workers", "threads", "grpc_port") else 1
+                lowest = (
+                    0 if f.name in ("workers", "threads", "grpc_port", "max_queue_wait_ms") else 1
+                )
                 if value < lowest:
                     raise ValueError(f"{f.name}: must be at least {lowest}, got {value}")
         if self.device not in DEVICES:

@@ -79,3 +79,30 @@ def test_the_batcher_drops_a_request_past_its_deadline_unencoded():
 
     asyncio.run(scenario())
     assert encoded == ["first"]
+
+
+def test_a_wait_for_a_slot_is_bounded():
+    """max_queue_wait_s: a waiter that got no slot in time is refused (429, not 408: the bound
+    is the server's); once slots are freed at a known rate, a request whose expected wait is
+    longer is refused at once."""
+
+    async def scenario() -> None:
+        adm = Admission(max_concurrent=1, max_queued=100, max_queue_wait_s=0.15)
+        await adm.acquire()
+        with pytest.raises(TooManyRequestsError, match=r"no slot within 0\.15 s"):
+            await adm.acquire()
+        assert adm.queued == 0 and adm.active == 1
+        for _ in range(10):  # 10 slots freed within the last second: 10 per second
+            adm.release()
+            await adm.acquire()
+        waiter = asyncio.create_task(adm.acquire(timeout_s=5))
+        await asyncio.sleep(0)
+        assert adm.queued == 1  # expected wait 1 / (10 per s) = 0.1 s: queued; for the next ...
+        with pytest.raises(TooManyRequestsError, match=r"a wait of 0\.15 s"):
+            await adm.acquire()  # ... 0.2 s > 0.15 s: refused without waiting
+        adm.release()
+        await waiter
+        adm.release()
+        assert adm.active == 0 and adm.queued == 0
+
+    asyncio.run(scenario())

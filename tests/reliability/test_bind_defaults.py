@@ -26,6 +26,7 @@ CORS_CONFIG = f"""services:
         access_control_allow_headers: ["content-type", "authorization"]
 """  # BentoML's configuration file (BENTOML_CONFIG), as a deployment would give it
 
+
 def listening(svc: Service) -> set[tuple[str, int]]:
     """(address, port) of every listening TCP socket of the server's process tree, IPv4 in an
     IPv6 socket (gRPC's ::ffff:127.0.0.1) as plain IPv4."""
