@@ -167,7 +167,8 @@ async def overload(svc: Service, body, quick: bool) -> dict[str, Any]:
 
 async def worker_kill(svc: Service, body, quick: bool) -> dict[str, Any]:
     concurrency = 8
-    record, client = Record(), Client(svc.port)
+    # connections recycled every second: the new worker gets its share once it listens
+    record, client = Record(), Client(svc.port, max_age_s=1.0)
     pids = workers(svc.proc.pid)
     assert len(pids) == 2, pids
     log_ready = svc.log.read_text(errors="replace").count("] ready in ")
@@ -198,7 +199,8 @@ async def worker_kill(svc: Service, body, quick: bool) -> dict[str, Any]:
     return {
         "workers": int(WORKERS),
         "clients": concurrency,
-        "mix": f"/recommend, {int(100 * (1 - COLD_SHARE))}% known, closed loop",
+        "mix": f"/recommend, {int(100 * (1 - COLD_SHARE))}% known, closed loop, "
+        "connections recycled after 1 s",
         "before_kill": pre,
         "while_one_worker": gap,
         "requests_failed": sum(

@@ -47,9 +47,12 @@ class Record:
 class Client:
     """Keep-alive HTTP/1.1 connections to 127.0.0.1:port, reused from a pool."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int, max_age_s: float | None = None) -> None:
+        """`max_age_s`: a connection that old is closed after its answer (as connection pools
+        and balancers recycle them), so new connections reach a restarted worker too."""
+        self.port, self.max_age_s = port, max_age_s
         self.idle: list[tuple[Conn, float]] = []
+        self.opened: dict[int, float] = {}  # id(writer) -> when the connection was opened
 
     async def post(self, path: str, payload: dict) -> int:
         body = json.dumps(payload).encode()
@@ -86,14 +89,19 @@ class Client:
         except asyncio.CancelledError:  # the client gave up: the connection is unusable
             writer.close()
             raise
-        if b"connection: close" in headers:
+        opened = self.opened.get(id(writer), 0.0)
+        too_old = self.max_age_s is not None and time.monotonic() - opened > self.max_age_s
+        if b"connection: close" in headers or too_old:
+            self.opened.pop(id(writer), None)
             writer.close()
         else:
             self.idle.append((conn, time.monotonic()))
         return status
 
     async def _open(self) -> Conn:
-        return await asyncio.open_connection("127.0.0.1", self.port)
+        conn = await asyncio.open_connection("127.0.0.1", self.port)
+        self.opened[id(conn[1])] = time.monotonic()
+        return conn
 
     def close(self) -> None:
         for (_, writer), _ in self.idle:

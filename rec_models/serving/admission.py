@@ -2,8 +2,8 @@
 `max_queued` more waiting for a slot; past that, refused at once (429 + Retry-After over HTTP,
 RESOURCE_EXHAUSTED over gRPC) instead of piling up until every request is late.
 
-    ADREC_MAX_CONCURRENT_REQUESTS=16  ADREC_MAX_QUEUED_REQUESTS=64  ADREC_MAX_QUEUE_WAIT_MS=250
-    (per worker)
+    ADREC_MAX_CONCURRENT_REQUESTS=256  ADREC_MAX_QUEUED_REQUESTS=512   (per worker)
+    ADREC_MAX_QUEUE_WAIT_MS=0  (no bound on the wait for a slot; opt-in)
 
 One `Admission` per worker process is shared by the HTTP middleware (`AdmissionMiddleware`:
 the POST routes, native and v2; probes, /metrics, /info and the docs are never held back) and
@@ -39,8 +39,7 @@ class Admission:
     """`max_queue_wait_s` (None: no bound) bounds the time a request may wait for a slot: one
     whose expected wait (the queue ahead of it over the rate slots were freed in the last
     second) is longer is refused at once, and one that has waited that long is refused then.
-    Without it, under overload every accepted request waits for the whole queue (4x the
-    saturating load: p99 ~32x the saturation p99, benchmarks/results/reliability.md)."""
+    Without it an accepted request may wait for the whole queue under overload."""
 
     def __init__(
         self, max_concurrent: int, max_queued: int, max_queue_wait_s: float | None = None

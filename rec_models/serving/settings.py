@@ -54,13 +54,11 @@ class ServingSettings:
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
     # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
-    # Small on purpose: a request in flight is one the worker is working on (a known user on
-    # the event loop, a cold one in an encoder batch); past that, waiting happens here, where
-    # its length is known and bounded. Measured at 4x the saturating load on 2 cores
-    # (benchmarks/results/reliability.md): 256 + 512 let accepted requests wait ~10 s.
-    max_concurrent_requests: int = 16  # POST requests / gRPC ModelInfer calls in flight
-    max_queued_requests: int = 64  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
-    max_queue_wait_ms: int = 250  # a longer (expected) wait for a slot: 429 at once; 0: none
+    max_concurrent_requests: int = 256  # POST requests / gRPC ModelInfer calls in flight
+    max_queued_requests: int = 512  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
+    # A longer (expected) wait for a slot: 429 at once; 0: no bound. Opt-in: with 16 + 64 slots
+    # it kept RSS flat at 4x overload but not p99 (README, "Reliability and security").
+    max_queue_wait_ms: int = 0
     # -- transports ---------------------------------------------------------------------------
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"
