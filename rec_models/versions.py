@@ -157,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bentofile", nargs=2, metavar=("SRC", "DEST"))
     args = p.parse_args(argv)
     if args.bentofile:
-        for model in write_bentofile(Path(args.bentofile[0]), Path(args.bentofile[1])):
-            print(f"ships {model}")
+        models = write_bentofile(Path(args.bentofile[0]), Path(args.bentofile[1]))
+        scorers = [m.split(":", 1)[1] for m in models if m.startswith(f"{SCORER_NAME}:")]
+        print(f"{args.bentofile[1]}: {len(models)} models, scorer versions {', '.join(scorers)}")
         return 0
     for v in list_versions():
         source = v.labels.get("source", "export")
