@@ -151,15 +151,16 @@ async def drive(
     traffic = traffic if traffic is not None else Traffic()
     stop = stop or asyncio.Event()
     deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
-    started = len(traffic.answers)
+    issued = [0]  # requests sent by this call (the clients share one event loop)
     bar = tqdm(total=requests or None, desc="traffic", unit="req", disable=not progress)
 
     async def client(cid: int) -> None:
         rng = np.random.default_rng([seed, cid])
         async with httpx.AsyncClient(base_url=url, headers=auth_headers(), timeout=60) as c:
             while not stop.is_set() and time.monotonic() < deadline:
-                if requests and len(traffic.answers) - started >= requests:
+                if requests and issued[0] >= requests:
                     return
+                issued[0] += 1
                 user = int(rng.choice(users))
                 traffic.answers.append(await one_response(c, user, clicks, rng))
                 bar.update(1)
