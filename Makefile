@@ -21,7 +21,7 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 TRAIN_FLAGS := $(CONFIG_FLAG) $(if $(DATASET),--dataset $(DATASET),) --artifacts $(ARTIFACTS)
 DATA_DIR := $(if $(filter obd,$(DATASET)),data/obd,$(if $(filter synthetic,$(DATASET)),data/synthetic-ads,data/ml-100k))
 
-.PHONY: setup data train export serve retrain bento container container-test bench fuzz test lint clean
+.PHONY: setup data train export serve retrain walkthrough bento container container-test bench fuzz test lint clean
 
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -52,24 +52,37 @@ $(ARTIFACTS)/export_report.json:
 
 # One process tree: BentoML's supervisor and its workers; each worker answers HTTP on $(PORT)
 # and gRPC on $(GRPC_PORT) (shared by the workers) over its own serving core. Ctrl-C stops all.
+# AB=file.toml: the A/B arms of its [ab] table (rec_models/abtest/example_ab.toml: A on version 1,
+# B on the newest).
+AB ?=
 serve: export
 	@echo "serving on http://127.0.0.1:$(PORT) (HTTP) and 127.0.0.1:$(GRPC_PORT) (gRPC)"
-	ADREC_GRPC_PORT=$(GRPC_PORT) exec $(BIN)/bentoml serve service:Recommender \
-		--host 127.0.0.1 --port $(PORT)
+	ADREC_GRPC_PORT=$(GRPC_PORT) $(if $(AB),ADREC_AB_CONFIG=$(abspath $(AB)),) \
+		exec $(BIN)/bentoml serve service:Recommender --host 127.0.0.1 --port $(PORT)
 
 # Retrain from the event log (EVENTS=path; default $(ARTIFACTS)/events/events.sqlite) with the
 # served model's configuration (or CONFIG), publish a new scorer version unless it is worse.
 retrain: export
 	$(BIN)/python -m rec_models.retrain $(CONFIG_FLAG) --artifacts $(ARTIFACTS) $(if $(EVENTS),--events $(EVENTS),)
 
+# The README's loop end to end in a scratch store: serve with A/B arms, simulated traffic,
+# retrain, hot swap under traffic, the A/B report; benchmarks/results/walkthrough.{json,md}.
+walkthrough: export
+	$(BIN)/python -m benchmarks.walkthrough
+
 # Offline: uv comes from the venv (`make setup`), the requirements are not locked. A rebuild of
-# the same version replaces it; a failed build leaves no staging folder behind.
+# the same version replaces it; a failed build leaves no staging folder behind. The Bento lists
+# every adrec-scorer version of the store (bentofile.yaml's `latest`, expanded by
+# rec_models.versions), so an A/B arm pinned to an older version loads in its image too.
 BENTO_VERSION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+BENTOFILE := $(BENTOML_HOME)/bentofile.versions.yaml
 bento: export
 	@rm -rf "$(BENTOML_HOME)/tmp"
 	@$(BIN)/bentoml delete -y adrec:$(BENTO_VERSION) >/dev/null 2>&1 || true
-	$(BIN)/bentoml build --version $(BENTO_VERSION) || { rm -rf "$(BENTOML_HOME)/tmp"; exit 1; }
-	@rm -rf "$(BENTOML_HOME)/tmp"
+	$(BIN)/python -m rec_models.versions --bentofile bentofile.yaml $(BENTOFILE)
+	$(BIN)/bentoml build -f $(BENTOFILE) --version $(BENTO_VERSION) || \
+		{ rm -rf "$(BENTOML_HOME)/tmp" $(BENTOFILE); exit 1; }
+	@rm -rf "$(BENTOML_HOME)/tmp" $(BENTOFILE)
 	@echo "serve it: BENTOML_HOME=$(BENTOML_HOME) $(BIN)/bentoml serve adrec:$(BENTO_VERSION)"
 
 # The OCI image of the Bento, built offline with podman (GPU=1: onnxruntime-gpu); the Bento of

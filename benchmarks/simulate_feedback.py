@@ -9,11 +9,9 @@ user has not clicked yet, each slot replaced with probability `explore` by a ran
 (so the log also holds feedback on items the model would not have shown). Impressions and clicks
 go through the real SQLiteSink, with the version's name as model_version.
 
-The click model (known, so a retrained model has something true to learn): a user's taste for
-a genre is the share of their liked ratings in it, divided by their favourite genre's share;
-an item is clicked with probability 0.02 + 0.5 t^3, t the user's taste for the item's best genre
-(the cube keeps the favourite genre well above the runners-up). Clicks convert with probability
-0.1. Responses are one second apart and end now.
+The click model is benchmarks/simulate_clicks.py's (a user's taste for an item's best genre,
+from the dataset's liked ratings; 10% of clicks convert). Responses are one second apart and
+end now.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.simulate_clicks import TasteClicks
 from rec_models.config import load_config
 from rec_models.events import EventKind, Feedback, Impressions, SQLiteSink
 from rec_models.pipeline import build_context, torch_embedder
@@ -31,26 +30,6 @@ from rec_models.retrain.bundle import OfflineBundle
 from rec_models.versions import resolve_version
 
 K = 10
-BASE, LIFT, POWER, CVR = 0.02, 0.5, 3, 0.1
-
-
-def tastes(ctx, bundle: OfflineBundle) -> tuple[np.ndarray, np.ndarray]:
-    """(users x genres) taste in [0, 1] of the bundle's users, (items x genres) membership."""
-    genres = sorted({g for info in ctx.items.values() for g in info.genres})
-    g_of = {g: j for j, g in enumerate(genres)}
-    member = np.zeros((len(bundle.item_row), len(genres)), bool)
-    for idx, info in ctx.items.items():
-        row = bundle.item_row.get(int(ctx.item_ids[idx]))
-        if row is not None:
-            member[row, [g_of[g] for g in info.genres]] = True
-    ptr, liked = bundle.arrays["positive_indptr"], bundle.arrays["positive_items"]
-    taste = np.zeros((len(bundle.user_row), len(genres)))
-    for u in range(len(bundle.user_row)):
-        rows = [bundle.item_row[int(i)] for i in liked[ptr[u] : ptr[u + 1]]]
-        if rows:
-            share = member[rows].sum(0)
-            taste[u] = share / max(share.max(), 1)
-    return taste, member
 
 
 def slate(bundle: OfflineBundle, user: int, scores: np.ndarray, explore: float, rng) -> list[int]:
@@ -79,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     bundle = OfflineBundle(version.path)
     cfg = load_config(artifacts / "train_config.json")
     ctx = build_context(cfg)
-    taste, member = tastes(ctx, bundle)
+    clicks_of = TasteClicks(ctx)
     rows = list(range(len(bundle.user_row)))
     vectors = bundle.user_vectors(rows, torch_embedder(ctx).encode)  # (U, D)
     scores = vectors @ bundle.item_vectors.T  # (U, N)
@@ -95,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 shown = slate(bundle, u, scores[u], args.explore, rng)
                 now += 1.0
                 rid = f"sim-{args.seed}-{r}-{u}"
+                user_id = int(bundle.arrays["user_ids"][u])
                 imp = Impressions.ranked(
                     rid,
                     [(int(item_ids[i]), float(scores[u, i]), 0.0) for i in shown],
@@ -102,12 +82,10 @@ def main(argv: list[str] | None = None) -> None:
                     variant="A",
                     encoder_variant="int8",
                     timestamp=now,
-                    user_id=int(bundle.arrays["user_ids"][u]),
+                    user_id=user_id,
                 )
                 assert sink.log_impressions(imp), "impressions dropped: the queue is too small"
-                best = np.array([taste[u, member[i]].max(initial=0.0) for i in shown])
-                click = rng.random(K) < BASE + LIFT * best**POWER
-                convert = click & (rng.random(K) < CVR)
+                click, convert = clicks_of.draw(user_id, item_ids[shown], rng)
                 fb = [Feedback(rid, int(item_ids[shown[j]]), EventKind.CLICK, now + 0.5)
                       for j in np.flatnonzero(click)]  # fmt: skip
                 fb += [Feedback(rid, int(item_ids[shown[j]]), EventKind.CONVERSION, now + 0.8)

@@ -10,7 +10,8 @@ shows them all). `make export` publishes the first, with the version string Bent
 - its number in publication order (`1` is the oldest version the store holds), for versions
   whose version string is not a number (the one `make export` published).
 
-Only bentoml and the standard library: the service resolves versions with this too.
+Only bentoml and the standard library (and PyYAML, a bentoml dependency, for `make bento`): the
+service resolves versions with this too. `python -m rec_models.versions` lists them.
 """
 
 from __future__ import annotations
@@ -114,3 +115,57 @@ def next_version_name(name: str = SCORER_NAME) -> str:
     versions = list_versions(name)
     taken = [int(v.version) for v in versions if v.version.isdigit()]
     return str(max([len(versions), *taken]) + 1)
+
+
+def shipped_models(models: list[str], name: str = SCORER_NAME) -> list[str]:
+    """A bentofile's `models` with `name:latest` replaced by every version of `name` in the
+    store, oldest first. A Bento's image carries only the models its bentofile lists, and there
+    the store is that list: with `latest` alone, an A/B arm pinned to "1" (the oldest, by
+    publication order) would get the newest version under that number. Every version keeps
+    the numbers as they are here. Without any version the entry stays (the build names it)."""
+    tags = [v.tag for v in list_versions(name)]
+    out: list[str] = []
+    for entry in models:
+        if str(entry) == f"{name}:latest" and tags:
+            out += [t for t in tags if t not in out]
+        elif entry not in out:
+            out.append(entry)
+    return out
+
+
+def write_bentofile(src: Path, dest: Path, name: str = SCORER_NAME) -> list[str]:
+    """`src` (bentofile.yaml) with its models expanded by shipped_models, written to `dest`
+    (what `bentoml build -f` reads); returns the model list."""
+    import yaml
+
+    spec = yaml.safe_load(Path(src).read_text())
+    spec["models"] = shipped_models([str(m) for m in spec.get("models") or []], name)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(spec, sort_keys=False))
+    os.replace(tmp, dest)
+    return spec["models"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m rec_models.versions`: the scorer versions, oldest first;
+    `--bentofile SRC DEST`: write SRC with every scorer version in its models (make bento)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m rec_models.versions", description=main.__doc__)
+    p.add_argument("--bentofile", nargs=2, metavar=("SRC", "DEST"))
+    args = p.parse_args(argv)
+    if args.bentofile:
+        models = write_bentofile(Path(args.bentofile[0]), Path(args.bentofile[1]))
+        scorers = [m.split(":", 1)[1] for m in models if m.startswith(f"{SCORER_NAME}:")]
+        print(f"{args.bentofile[1]}: {len(models)} models, scorer versions {', '.join(scorers)}")
+        return 0
+    for v in list_versions():
+        source = v.labels.get("source", "export")
+        print(f"{v.number:>3}  {v.tag:<40} {v.created:%Y-%m-%d %H:%M:%S}  {source}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

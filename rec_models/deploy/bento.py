@@ -8,7 +8,6 @@ since it was built): then it is deleted and built again, so the image never ship
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,8 @@ def included_files() -> dict[str, bytes]:
 
 
 def is_current(bento: Path) -> bool:
-    """True when the Bento's sources, packages and envs are those of the working tree."""
+    """True when the Bento's sources, packages and envs are those of the working tree and it
+    ships every scorer version of the store."""
     src = bento / "src"
     built = {
         p.relative_to(src).as_posix(): p.read_bytes()
@@ -70,10 +70,17 @@ def is_current(bento: Path) -> bool:
     reqs = (bento / "env" / "python" / "requirements.txt").read_text().splitlines()
     if not all(p in reqs for p in serve_packages()):
         return False
-    built_envs = yaml.safe_load((bento / "bento.yaml").read_text()).get("envs") or []
+    built = yaml.safe_load((bento / "bento.yaml").read_text())
     wanted_envs = bentofile().get("envs") or []
     as_map = lambda envs: {e["name"]: str(e.get("value", "")) for e in envs}  # noqa: E731
-    return as_map(built_envs) == as_map(wanted_envs)
+    if as_map(built.get("envs") or []) != as_map(wanted_envs):
+        return False
+    # a scorer version published since (make retrain) must be in the image too
+    from rec_models.serving.store import SCORER_NAME
+    from rec_models.versions import list_versions
+
+    built_models = {str(m["tag"]) for m in built.get("models") or []}
+    return {v.tag for v in list_versions(SCORER_NAME)} <= built_models
 
 
 def bentoml(*args: str, cwd: Path = ROOT, timeout: float = 900) -> str:
@@ -92,7 +99,10 @@ def build_bento(version: str) -> None:
         for rel, data in included_files().items():
             (Path(ctx) / rel).parent.mkdir(parents=True, exist_ok=True)
             (Path(ctx) / rel).write_bytes(data)
-        shutil.copy2(ROOT / "bentofile.yaml", Path(ctx) / "bentofile.yaml")
+        # every scorer version, so an A/B arm pinned to an older one loads in the image too
+        from rec_models.versions import write_bentofile
+
+        write_bentofile(ROOT / "bentofile.yaml", Path(ctx) / "bentofile.yaml")
         bentoml("build", "--version", version, ".", cwd=Path(ctx))
 
 

@@ -25,7 +25,7 @@ from rec_models.config import TrainConfig
 from rec_models.data.logged import with_logged
 from rec_models.evaluation import metrics as M
 from rec_models.fitting import fit_all, pair_scores
-from rec_models.pipeline import Context, build_context, torch_embedder
+from rec_models.pipeline import Context, Embedder, build_context, torch_embedder
 from rec_models.retrain.bundle import OfflineBundle
 from rec_models.versions import ScorerVersion
 
@@ -63,11 +63,17 @@ def holdout_metrics(
 
 
 def new_model_scores(
-    cfg: TrainConfig, base: Context, fit_rows: pd.DataFrame, holdout: pd.DataFrame, alpha: float
+    cfg: TrainConfig,
+    base: Context,
+    fit_rows: pd.DataFrame,
+    holdout: pd.DataFrame,
+    alpha: float,
+    encoder: Embedder,
 ) -> np.ndarray:
-    """(n,) the new hybrid's scores of the hold-out rows, fitted without them."""
+    """(n,) the new hybrid's scores of the hold-out rows, fitted without them (texts embedded
+    by `encoder`'s encode function: one PyTorch encoder per retrain)."""
     ctx = build_context(cfg, with_logged(base.dataset, fit_rows))
-    emb = torch_embedder(ctx)
+    emb = Embedder(ctx, encoder.encode, encoder.count_tokens, encoder.max_tokens)
     hybrid = fit_all(cfg, emb.train_data(ctx.dataset.interactions), alpha)["hybrid"]
     users, items = ctx.index(holdout)
     return pair_scores(hybrid, users, items)
@@ -87,15 +93,15 @@ def compare_on_holdout(
     if len(holdout) == 0:
         note = "the hold-out is empty (one response?)"
         return {"new": None, "current": None, "note": note, "calibration": None}
-    new = new_model_scores(cfg, base, fit_rows, holdout, alpha)
+    encoder = torch_embedder(base)  # the model and its embedding cache, loaded once
+    new = new_model_scores(cfg, base, fit_rows, holdout, alpha, encoder)
     clicked = holdout["click"].to_numpy(bool)
     items = holdout["item_id"].to_numpy(np.int64)
     out: dict[str, Any] = {"new": None, "current": None, "note": ""}
     keep = np.ones(len(holdout), bool)
     if current is not None:
-        encode = torch_embedder(base).encode
         users = holdout["user_id"].to_numpy(np.int64)
-        keep, cur_scores = OfflineBundle(current.path).pair_scores(users, items, encode)
+        keep, cur_scores = OfflineBundle(current.path).pair_scores(users, items, encoder.encode)
         if keep.any():
             out["current"] = holdout_metrics(
                 request_ids[keep], items[keep], clicked[keep], cur_scores, cfg.k

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rec_models.serving.oip.protocol import MAX_USERS
+from rec_models.serving.oip.specs import MAX_USERS
 
 JSON = "application/json"
 REF_ERROR = {"$ref": "#/components/schemas/Error"}

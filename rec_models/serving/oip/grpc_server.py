@@ -28,7 +28,8 @@ from tritonclient.grpc import service_pb2_grpc
 
 from rec_models.serving.errors import InvalidArgumentError, ServingError, UnavailableError
 from rec_models.serving.oip.codecs import CONTENTS_FIELD, InputTensor, check_request_size, raw_bytes
-from rec_models.serving.oip.protocol import SERVER_NAME, InferenceProtocol, server_version
+from rec_models.serving.oip.protocol import InferenceProtocol
+from rec_models.serving.oip.specs import SERVER_NAME, server_version
 
 logger = logging.getLogger("bentoml.adrec.grpc")
 

@@ -1,31 +1,22 @@
-"""Open Inference Protocol (KServe v2) models over the serving core, for gRPC and v2 REST alike.
+"""Open Inference Protocol (KServe v2) inference over the serving core, for gRPC and v2 REST alike.
 
 The transports (grpc_server.py, rest.py) only turn wire tensors into `InputTensor`s and numpy
 arrays back (codecs.py); everything else happens here, once: look the model up, check each
-input's name, datatype and shape, then call the runtime and the batched encoder of the serving
-core, the same code path as the native HTTP routes, on the worker's event loop. Errors are
-`ServingError`s naming the tensor; each transport maps them in one place.
+input against its spec (specs.py: the models, their tensors and metadata), then call the runtime
+and the batched encoder of the serving core, the same code path as the native HTTP routes, on
+the worker's event loop. Errors are `ServingError`s naming the tensor; each transport maps them
+in one place.
 
-Models (shapes: -1 = any size >= 1):
-    encoder      TEXT BYTES [-1] (UTF-8)              -> EMBEDDING FP32 [-1, d] (L2-normalised)
-    recommender  USER_ID INT64 [-1] | PROFILE BYTES [-1] (JSON cold profiles), K INT32 [1] opt
-                          -> ITEM_IDS INT64 [-1, k], SCORES FP32 [-1, k], REQUEST_ID BYTES [-1],
-                             ARM BYTES [-1]
-    scorer       USER_ID INT64 [1], ITEM_IDS INT64 [-1] -> PROBABILITY FP32 [-1] (input order)
 A PROFILE element is the JSON object /recommend takes for a cold user ({"age": 28, "history":
 [50], "text": "..."}). SCORES are the hybrid scores of /recommend (best first); PROBABILITY the
 calibrated click probabilities of /score. A user with fewer than k unseen items gets rows padded
 with ITEM_ID -1 and SCORE NaN. Each row is one response of /recommend: REQUEST_ID is what
 feedback on its items names, ARM the A/B arm that served it (its impressions are logged).
-Metadata: platform "onnxruntime_onnx" (Triton's name for ONNX Runtime models), one version per
-model, "<variant>-<model store version>".
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -38,79 +29,12 @@ from rec_models.serving.errors import (
     UnavailableError,
 )
 from rec_models.serving.oip.codecs import InputTensor
-from rec_models.serving.runtime import MAX_SCORE_ITEMS, MAX_TEXTS, check_text
+from rec_models.serving.oip.specs import DEFAULT_K, ModelSpec, model_specs
+from rec_models.serving.runtime import check_text
 
-SERVER_NAME = "lm-adrec"
-PLATFORM = "onnxruntime_onnx"
-DEFAULT_K = 10
-MAX_USERS = 256  # USER_ID / PROFILE elements per recommender request
 FIELDS = {"user_id": "USER_ID", "item_ids": "ITEM_IDS", "k": "K", "texts": "TEXT"}
 
 Embed = Callable[[list[str]], Awaitable[np.ndarray]]  # texts -> (N, d) float32, batched
-
-
-def server_version() -> str:
-    try:
-        return version("lm-adrec")
-    except PackageNotFoundError:  # pragma: no cover - not installed
-        return "0"
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    datatype: str
-    shape: tuple[int, ...]  # -1 = any size >= 1
-    optional: bool = False
-    max_size: int | None = None  # elements along the first dimension
-
-    def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    version: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    platform: str = PLATFORM
-
-    def metadata(self) -> dict[str, Any]:
-        """The v2 model metadata response ($metadata_model_response)."""
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": self.platform,
-            "inputs": [t.metadata() for t in self.inputs],
-            "outputs": [t.metadata() for t in self.outputs],
-        }
-
-
-def model_specs(dim: int, encoder_version: str, scorer_version: str) -> dict[str, ModelSpec]:
-    text = TensorSpec("TEXT", "BYTES", (-1,), max_size=MAX_TEXTS)
-    embedding = TensorSpec("EMBEDDING", "FP32", (-1, dim))
-    users = TensorSpec("USER_ID", "INT64", (-1,), optional=True, max_size=MAX_USERS)
-    profiles = TensorSpec("PROFILE", "BYTES", (-1,), optional=True, max_size=MAX_USERS)
-    k = TensorSpec("K", "INT32", (1,), optional=True)
-    top_ids = TensorSpec("ITEM_IDS", "INT64", (-1, -1))
-    top_scores = TensorSpec("SCORES", "FP32", (-1, -1))
-    request_ids = TensorSpec("REQUEST_ID", "BYTES", (-1,))
-    arms = TensorSpec("ARM", "BYTES", (-1,))
-    user = TensorSpec("USER_ID", "INT64", (1,))
-    item_ids = TensorSpec("ITEM_IDS", "INT64", (-1,), max_size=MAX_SCORE_ITEMS)
-    probability = TensorSpec("PROBABILITY", "FP32", (-1,))
-    specs = [
-        ModelSpec("encoder", encoder_version, (text,), (embedding,)),
-        ModelSpec(
-            "recommender",
-            scorer_version,
-            (users, profiles, k),
-            (top_ids, top_scores, request_ids, arms),
-        ),
-        ModelSpec("scorer", scorer_version, (user, item_ids), (probability,)),
-    ]
-    return {s.name: s for s in specs}
 
 
 class InferenceProtocol:
@@ -162,7 +86,7 @@ class InferenceProtocol:
                 )
         if not self.ready:
             raise UnavailableError(f"model '{name}' is not ready: the models are still loading")
-        arrays = self.decode_inputs(spec, inputs)
+        arrays = spec.decode_inputs(inputs)
         try:
             result = await self._run[name](arrays)
         except ServingError as exc:
@@ -179,49 +103,6 @@ class InferenceProtocol:
         if after is not None:
             after()
         return spec, result
-
-    @staticmethod
-    def decode_inputs(spec: ModelSpec, inputs: Sequence[InputTensor]) -> dict[str, np.ndarray]:
-        """Check each input's name, datatype and shape against `spec`, then decode its data."""
-        expected = {t.name: t for t in spec.inputs}
-        given: dict[str, InputTensor] = {}
-        for t in inputs:
-            if t.name not in expected:
-                raise InvalidArgumentError(
-                    f"input '{t.name}': model '{spec.name}' has no such input "
-                    f"(inputs: {', '.join(expected)})"
-                )
-            if t.name in given:
-                raise InvalidArgumentError(f"input '{t.name}': given more than once")
-            given[t.name] = t
-        arrays = {}
-        for want in spec.inputs:
-            t = given.get(want.name)
-            if t is None:
-                if not want.optional:
-                    raise InvalidArgumentError(
-                        f"input '{want.name}': required by model '{spec.name}', missing"
-                    )
-                continue
-            if t.datatype != want.datatype:
-                raise InvalidArgumentError(
-                    f"input '{t.name}': wrong datatype {t.datatype}, expected {want.datatype}"
-                )
-            shape = list(t.shape)
-            ok = len(shape) == len(want.shape) and all(
-                (w == -1 and h >= 1) or w == h for w, h in zip(want.shape, shape, strict=True)
-            )
-            if not ok:
-                raise InvalidArgumentError(
-                    f"input '{t.name}': wrong shape {shape}, expected {list(want.shape)} "
-                    "(-1: any size >= 1)"
-                )
-            if want.max_size is not None and shape[0] > want.max_size:
-                raise InvalidArgumentError(
-                    f"input '{t.name}': at most {want.max_size} elements, got {shape[0]}"
-                )
-            arrays[t.name] = t.decode()
-        return arrays
 
     # -- the models ---------------------------------------------------------------------------
     async def _encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

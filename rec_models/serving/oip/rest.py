@@ -37,12 +37,8 @@ from starlette.routing import Route
 
 from rec_models.serving.errors import InvalidArgumentError, ServingError, UnavailableError
 from rec_models.serving.oip.codecs import InputTensor, check_request_size, raw_bytes
-from rec_models.serving.oip.protocol import (
-    SERVER_NAME,
-    InferenceProtocol,
-    ModelSpec,
-    server_version,
-)
+from rec_models.serving.oip.protocol import InferenceProtocol
+from rec_models.serving.oip.specs import SERVER_NAME, ModelSpec, server_version
 
 PREFIX = "/v2"
 HEADER_LENGTH = "inference-header-content-length"
