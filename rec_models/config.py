@@ -69,6 +69,7 @@ class MFConfig:
     epochs: int = 8  # ALS sweeps
     alpha: float = 10.0  # confidence of an observed cell is 1 + alpha
     reg: float = 50.0  # ridge on the factors (ALS)
+    unobserved: float = 1.0  # weight of an unobserved cell (ALS); observed ones keep 1 + alpha
     # Shown-but-not-clicked impressions: their cells get confidence 1 + shown_alpha with
     # preference 0 (unobserved cells: confidence 1), so they count as negatives above unknowns.
     shown_alpha: float = 1.0
@@ -97,6 +98,16 @@ class AttentionConfig:
     # log of a few thousand clicks gets enough optimizer steps (MovieLens keeps 1024)
     min_batches: int = 8
     threads: int = 0  # torch threads while training; 0: all cores if idle, else 1 (see base.py)
+    # User tower: "bilinear" (the profile reads the history once) or "self_attention" (`layers`
+    # blocks of `heads`-head self-attention over the history first, positions from the latest)
+    tower: str = "bilinear"
+    layers: int = 1
+    heads: int = 2
+    pop_correction: float = 0.0  # training logits minus this * log(1 + item count)
+    positives_only: bool = False  # targets: only rows rated >= data.positive_threshold
+    # ID embeddings beside the item text projection (cold items: none). Not exportable
+    # (export/scorer.py rebuilds item vectors from text): measured in benchmarks/quality_sweep.py
+    item_ids: bool = False
     seed: int = 42
 
 
