@@ -50,6 +50,12 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|" + "---:|" * 8 + "---|",
         ]
         kept = set(results.get("kept", []))
+        if "cold_random_ndcg@10" in results:
+            lines.insert(
+                -4,
+                f"cold = validation cold-start NDCG@10 (random: "
+                f"{_f(results['cold_random_ndcg@10'])}).\n",
+            )
         for name, r in att.items():
             lines.append(
                 f"| {name} | {r['direction']} | {_f(r['attention']['ndcg@10'])} | "

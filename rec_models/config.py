@@ -117,6 +117,9 @@ class HybridConfig:
         default_factory=lambda: [i / 10 for i in range(11)]
     )  # grid on validation
     val_ratio: float = 0.2  # share of each user's training interactions held out for validation
+    # History-length bucket edges: one alpha per bucket, each chosen on validation (a user with
+    # n history items, n <= attention.max_history, falls in bucket #edges <= n); empty: one alpha
+    length_edges: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -164,10 +167,16 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
-    """Defaults, overridden by the TOML (or JSON, as saved in artifacts/) file at `path`."""
+def load_config(
+    path: str | os.PathLike[str] | None = None, source: str | None = None
+) -> TrainConfig:
+    """Defaults, then the preset of the dataset (`source`, else the file's data.source, else
+    movielens; rec_models/config_presets.py), overridden by the TOML (or JSON, as saved in
+    artifacts/) file at `path`."""
+    from rec_models.config_presets import preset_values
+
     if path is None:
-        return TrainConfig()
+        return _fill(TrainConfig, preset_values(source or DataConfig.source, {}), "")
     try:
         with open(path, "rb") as fh:
             values = json.load(fh) if str(path).endswith(".json") else tomllib.load(fh)
@@ -185,7 +194,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
         except ValueError as exc:
             raise ConfigError(f"config: {exc}") from None
         values = {k: v for k, v in values.items() if k != "ab"}
-    return _fill(TrainConfig, values, "")
+    data = values.get("data")
+    if source is None:
+        source = data.get("source", DataConfig.source) if isinstance(data, dict) else None
+    return _fill(TrainConfig, preset_values(source or DataConfig.source, values), "")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -171,3 +171,27 @@ def test_tail_items_and_relevance() -> None:
     ]
     with pytest.raises(ValueError, match="head_share"):
         tail_items(counts, 1.0)
+
+
+def test_alpha_by_length_picks_per_bucket_and_keeps_overall_where_empty(board) -> None:
+    from rec_models.config import TrainConfig
+    from rec_models.train_tuning import alpha_by_length, apply_blend
+
+    data, heldout = board
+    mf = MFRecommender(MFConfig(factors=4, epochs=5, reg=1.0)).fit(data, progress=False)
+    att = AttentionRecommender(AttentionConfig(dim=16, epochs=2, max_history=12)).fit(
+        data, progress=False
+    )
+    cfg = TrainConfig()
+    cfg.hybrid.alphas = [0.0, 0.5, 1.0]
+    cfg.hybrid.length_edges = [5, 100]  # nobody has 100 history items: that bucket is empty
+    hybrid = HybridRecommender(mf, att, 0.5)
+    relevant = [np.array([h]) for h in heldout]
+    ctx = None  # unused by alpha_by_length
+    blend = alpha_by_length(cfg, ctx, hybrid, np.ones(data.n_items, bool), relevant, 0.5)
+    assert blend["edges"] == [5, 100] and len(blend["alphas"]) == 3
+    assert set(blend["alphas"]) <= {0.0, 0.5, 1.0}
+    assert blend["alphas"][0] == 0.5 and blend["alphas"][2] == 0.5  # no user below 5 or >= 100
+    assert hybrid.alpha == 0.5  # left as it was
+    apply_blend(hybrid, {"alpha_by_length": blend})
+    assert hybrid.edges == [5, 100] and hybrid.user_alpha().shape == (N_USERS,)
