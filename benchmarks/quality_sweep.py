@@ -44,7 +44,8 @@ OUT = RESULTS / "quality_sweep.json"
 BASELINE: dict[str, dict[str, Any]] = {
     "mf": {"factors": 200, "reg": 50.0, "alpha": 10.0, "unobserved": 1.0},
     "attention": {"max_history": 50, "tower": "bilinear", "epochs": 6, "pop_correction": 0.0,
-                  "positives_only": False, "item_ids": False, "dim": 128, "temperature": 0.1},
+                  "positives_only": False, "item_ids": False, "dim": 128, "hidden": 0,
+                  "temperature": 0.1},
 }  # fmt: skip
 # MF: coordinate search from the baseline, one knob at a time, keeping each improvement.
 MF_GRID: list[tuple[str, list[Any]]] = [
@@ -65,6 +66,7 @@ ATTENTION: list[tuple[str, str, dict[str, Any]]] = [
                                                            "layers": 2}),
     ("item_ids", "item ID embeddings beside the text", {"item_ids": True}),
     ("epochs12", "longer training (12 epochs)", {"epochs": 12}),
+    ("wide", "wider towers (hidden 1024, dim 256)", {"hidden": 1024, "dim": 256}),
 ]  # fmt: skip
 EDGES: list[list[int]] = [[], [10], [20], [30], [10, 30], [10, 20, 40]]
 

@@ -84,6 +84,7 @@ class MFConfig:
 @dataclass
 class AttentionConfig:
     dim: int = 128  # width of the user/item towers
+    hidden: int = 0  # width of the towers' hidden layer; 0: 2 * dim
     max_history: int = 50  # most recent history items the user tower attends over
     folds: int = 3  # targets of one fold see profiles/histories built from the others
     epochs: int = 6

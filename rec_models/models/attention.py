@@ -178,7 +178,7 @@ class AttentionRecommender(Recommender):
         import torch
 
         c = self.cfg
-        net = build_net(d_text, c.dim, c.tower, c.layers, c.heads, c.max_history)
+        net = build_net(d_text, c.dim, c.tower, c.layers, c.heads, c.max_history, c.hidden)
         if c.item_ids:  # ID embeddings beside the text projection, zero for cold items
             net.ids = torch.nn.Parameter(torch.zeros(n_items, c.dim))
         return net
@@ -240,7 +240,8 @@ class AttentionRecommender(Recommender):
         }
         c = self.cfg
         cfg = {"dim": c.dim, "max_history": c.max_history, "folds": c.folds, "tower": c.tower,
-               "layers": c.layers, "heads": c.heads, "item_ids": c.item_ids}  # fmt: skip
+               "layers": c.layers, "heads": c.heads, "item_ids": c.item_ids,
+               "hidden": c.hidden}  # fmt: skip
         if c.item_ids:
             arrays["warm"] = self.warm_.astype(np.int8)
         return cfg, arrays
@@ -248,7 +249,7 @@ class AttentionRecommender(Recommender):
     def load_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         import torch
 
-        keys = ("dim", "max_history", "folds", "tower", "layers", "heads", "item_ids")
+        keys = ("dim", "max_history", "folds", "tower", "layers", "heads", "item_ids", "hidden")
         self.cfg = AttentionConfig(**{k: config[k] for k in keys if k in config})
         self.item_emb = arrays["item_emb"]
         if "warm" in arrays:

@@ -22,19 +22,21 @@ def build_net(
     layers: int = 1,
     heads: int = 2,
     max_history: int = 50,
+    hidden: int = 0,
 ) -> Any:
     import torch
     from torch import nn
 
     if tower not in TOWERS:
         raise ValueError(f"attention.tower '{tower}': choose one of {', '.join(TOWERS)}")
+    hidden = hidden or 2 * dim  # width of the towers' hidden layer
     if dim % heads:
         raise ValueError(f"attention.heads: {heads} does not divide attention.dim {dim}")
 
     class Tower(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = nn.Sequential(nn.Linear(d_text, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+            self.net = nn.Sequential(nn.Linear(d_text, hidden), nn.GELU(), nn.Linear(hidden, dim))
             self.skip = nn.Linear(d_text, dim, bias=False)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
