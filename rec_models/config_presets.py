@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "movielens": {},
+    # iALS: the coordinate search's best on validation (NDCG@10 0.2471 against 0.2435 for
+    # 200 factors and alpha 10), and 2x faster to fit
+    "movielens": {"mf": {"factors": 128, "alpha": 7.5}},
 }
 
 
