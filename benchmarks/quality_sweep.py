@@ -164,8 +164,10 @@ def run_mf(val: Validation, results: dict[str, Any]) -> dict[str, Any]:
             print(f"mf {key}: {results['mf'][key]}", flush=True)
         return results["mf"][key]["ndcg@10"]
 
+    from tqdm.auto import tqdm
+
     best_over: dict[str, Any] = {}
-    for knob, values in MF_GRID:
+    for knob, values in tqdm(MF_GRID, desc="mf knobs", unit="knob"):
         for value in values:
             over = best_over | {knob: value}
             if measured(over) > measured(best_over):
@@ -177,10 +179,11 @@ def run_mf(val: Validation, results: dict[str, Any]) -> dict[str, Any]:
 
 def run_attention(val: Validation, results: dict[str, Any], names: list[str] | None) -> None:
     """Each candidate once; with --cold, the cold-start part of candidates that lack it."""
+    from tqdm.auto import tqdm
+
     mf = None
-    for name, direction, over in ATTENTION:
-        if names and name not in names:
-            continue
+    todo = [c for c in ATTENTION if not names or c[0] in names]
+    for name, direction, over in tqdm(todo, desc="attention candidates", unit="fit"):
         row = results["attention"].get(name)
         if row is None:
             t0 = time.perf_counter()
