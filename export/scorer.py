@@ -32,6 +32,11 @@ def build_modules(model: HybridRecommender) -> tuple[Any, Any]:
     import torch
     from torch import nn
 
+    if model.attention.cfg.item_ids:
+        raise ValueError(
+            "attention.item_ids: item ID embeddings are not exportable (the scorer rebuilds "
+            "item vectors from text); train with attention.item_ids = false"
+        )
     net = model.attention.net
     text_items = model.attention.item_vectors()  # (N, dim)
     mf_items = model.mf.Q  # (N, f)
@@ -44,7 +49,12 @@ def build_modules(model: HybridRecommender) -> tuple[Any, Any]:
 
     cov_t, mean_t = buffers(text_items)
     cov_m, mean_m = buffers(mf_items)
-    alpha = float(model.alpha)
+    # one alpha, or one per history-length bucket (the bucket: how many edges <= the number of
+    # history items in history_mask, as HybridRecommender.user_alpha counts them)
+    edges = torch.as_tensor(model.edges, dtype=torch.float32)
+    alphas = torch.as_tensor(np.atleast_1d(model.alpha), dtype=torch.float32)
+    scalar_alpha = float(np.atleast_1d(model.alpha)[0])
+    by_length = len(model.edges) > 0
 
     class UserTower(nn.Module):
         def __init__(self) -> None:
@@ -55,6 +65,10 @@ def build_modules(model: HybridRecommender) -> tuple[Any, Any]:
 
         def forward(self, profile_emb, history_emb, history_mask, user_factors):
             u = self.net.user_tower(profile_emb, history_emb, history_mask)  # (B, dim)
+            alpha = scalar_alpha
+            if by_length:
+                n = history_mask.sum(1, keepdim=True)  # (B, 1)
+                alpha = alphas[(n >= edges).sum(1)][:, None]  # (B, 1)
             s_t = torch.sqrt(torch.einsum("bf,fg,bg->b", u, self.cov_t, u) + EPS)  # (B,)
             p = user_factors  # (B, f)
             s_m = torch.sqrt(torch.einsum("bf,fg,bg->b", p, self.cov_m, p) + EPS)

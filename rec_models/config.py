@@ -69,6 +69,7 @@ class MFConfig:
     epochs: int = 8  # ALS sweeps
     alpha: float = 10.0  # confidence of an observed cell is 1 + alpha
     reg: float = 50.0  # ridge on the factors (ALS)
+    unobserved: float = 1.0  # weight of an unobserved cell (ALS); observed ones keep 1 + alpha
     # Shown-but-not-clicked impressions: their cells get confidence 1 + shown_alpha with
     # preference 0 (unobserved cells: confidence 1), so they count as negatives above unknowns.
     shown_alpha: float = 1.0
@@ -83,6 +84,7 @@ class MFConfig:
 @dataclass
 class AttentionConfig:
     dim: int = 128  # width of the user/item towers
+    hidden: int = 0  # width of the towers' hidden layer; 0: 2 * dim
     max_history: int = 50  # most recent history items the user tower attends over
     folds: int = 3  # targets of one fold see profiles/histories built from the others
     epochs: int = 6
@@ -97,6 +99,16 @@ class AttentionConfig:
     # log of a few thousand clicks gets enough optimizer steps (MovieLens keeps 1024)
     min_batches: int = 8
     threads: int = 0  # torch threads while training; 0: all cores if idle, else 1 (see base.py)
+    # User tower: "bilinear" (the profile reads the history once) or "self_attention" (`layers`
+    # blocks of `heads`-head self-attention over the history first, positions from the latest)
+    tower: str = "bilinear"
+    layers: int = 1
+    heads: int = 2
+    pop_correction: float = 0.0  # training logits minus this * log(1 + item count)
+    positives_only: bool = False  # targets: only rows rated >= data.positive_threshold
+    # ID embeddings beside the item text projection (cold items: none). Not exportable
+    # (export/scorer.py rebuilds item vectors from text): measured in benchmarks/quality_sweep.py
+    item_ids: bool = False
     seed: int = 42
 
 
@@ -106,6 +118,9 @@ class HybridConfig:
         default_factory=lambda: [i / 10 for i in range(11)]
     )  # grid on validation
     val_ratio: float = 0.2  # share of each user's training interactions held out for validation
+    # History-length bucket edges: one alpha per bucket, each chosen on validation (a user with
+    # n history items, n <= attention.max_history, falls in bucket #edges <= n); empty: one alpha
+    length_edges: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -153,10 +168,16 @@ def _fill(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
-    """Defaults, overridden by the TOML (or JSON, as saved in artifacts/) file at `path`."""
+def load_config(
+    path: str | os.PathLike[str] | None = None, source: str | None = None
+) -> TrainConfig:
+    """Defaults, then the preset of the dataset (`source`, else the file's data.source, else
+    movielens; rec_models/config_presets.py), overridden by the TOML (or JSON, as saved in
+    artifacts/) file at `path`."""
+    from rec_models.config_presets import preset_values
+
     if path is None:
-        return TrainConfig()
+        return _fill(TrainConfig, preset_values(source or DataConfig.source, {}), "")
     try:
         with open(path, "rb") as fh:
             values = json.load(fh) if str(path).endswith(".json") else tomllib.load(fh)
@@ -174,7 +195,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TrainConfig:
         except ValueError as exc:
             raise ConfigError(f"config: {exc}") from None
         values = {k: v for k, v in values.items() if k != "ab"}
-    return _fill(TrainConfig, values, "")
+    data = values.get("data")
+    if source is None:
+        source = data.get("source", DataConfig.source) if isinstance(data, dict) else None
+    return _fill(TrainConfig, preset_values(source or DataConfig.source, values), "")
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rec_models.artifact_publish import JOURNAL, publish, recover, staging_dir
 from rec_models.config import ConfigError, TrainConfig, config_dict, load_config
 from rec_models.data import DEFAULT_PATHS, DataValidationError
 from rec_models.data.events import has_impressions
-from rec_models.data.splits import Split, make_split, time_split, validation_split
+from rec_models.data.splits import Split, make_split, time_split
 from rec_models.evaluation import metrics as M
 from rec_models.evaluation.plots import reliability_plot
 from rec_models.evaluation.report import print_summary, write_report
+from rec_models.evaluation.tail import tail_items, tail_relevant
 from rec_models.fitting import (
     LEARNED,
     beyond_accuracy,
@@ -43,8 +43,9 @@ from rec_models.fitting import (
 )
 from rec_models.models.base import Recommender, TrainData
 from rec_models.models.hybrid import HybridRecommender
-from rec_models.pipeline import Context, Embedder, build_context, finetune_pairs, torch_embedder
+from rec_models.pipeline import Context, Embedder, build_context, torch_embedder
 from rec_models.protocols import plan
+from rec_models.train_tuning import apply_blend, split_embedder, tune_on_validation
 
 TEXT_MODELS = ("attention", "hybrid")
 # `--dataset NAME` (make train DATASET=NAME): the built-in dataset's source, folder and reading.
@@ -56,61 +57,35 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def split_embedder(
-    cfg: TrainConfig, base: Embedder, interactions: pd.DataFrame, folder: Path, log: dict
-) -> Embedder:
-    """`base`; with `encoder.finetune`, the encoder fine-tuned on `interactions` alone (saved to
-    `folder`), so no split's encoder has seen that split's held-out interactions."""
-    if not cfg.encoder.finetune:
-        return base
-    from rec_models.text.finetune import finetune_encoder
-
-    texts, positives = finetune_pairs(base, interactions, cfg.data.seed + 3)
-    log[folder.name] = finetune_encoder(
-        texts, base.ctx.item_texts, positives, folder, cfg.encoder, cfg.data.seed
-    )
-    return torch_embedder(base.ctx, folder)
-
-
-def tune_on_validation(
-    cfg: TrainConfig, ctx: Context, emb: Embedder, train: pd.DataFrame, scratch: Path, log: dict
-) -> tuple[float, dict[str, tuple[float, float]], dict[str, Any]]:
-    """alpha and per-model Platt calibration (the sampled CTR view), from a validation split
-    carved out of `train`."""
-    fit_df, val_df = validation_split(train, ratio=cfg.hybrid.val_ratio, seed=cfg.data.seed + 1)
-    emb = split_embedder(cfg, emb, fit_df, scratch / "encoder-validation", log)
-    data = emb.train_data(fit_df)
-    models = fit_all(cfg, data, alpha=0.5)
-    hybrid = models["hybrid"]
-    assert isinstance(hybrid, HybridRecommender)
-    candidates = data.warm_items()
-    relevant = relevant_lists(ctx, val_df)
-    curve = {}
-    for alpha in cfg.hybrid.alphas:
-        hybrid.alpha = alpha
-        curve[alpha] = M.ranking_metrics(rank(hybrid, ctx, candidates, cfg.k), relevant, cfg.k)[
-            f"ndcg@{cfg.k}"
-        ]
-    best = max(curve, key=lambda a: curve[a])
-    hybrid.alpha = best
-    u, i, y = ctr_examples(ctx, data, val_df, cfg.data.seed)
-    calib = {n: M.fit_platt(pair_scores(models[n], u, i), y) for n in LEARNED}
-    return best, calib, {"alpha_curve_val_ndcg": {str(a): v for a, v in curve.items()}}
-
-
 def run_protocol(
-    cfg: TrainConfig, ctx: Context, emb: Embedder, split: Split, alpha: float, out: Path, log: dict
+    cfg: TrainConfig,
+    ctx: Context,
+    emb: Embedder,
+    split: Split,
+    alpha: float,
+    out: Path,
+    log: dict,
+    blend: dict[str, Any],
 ) -> tuple[dict[str, Recommender], dict[str, dict[str, float]], dict[str, np.ndarray], TrainData]:
     emb = split_embedder(cfg, emb, split.train, out / f"encoder-{split.name}", log)
     data = emb.train_data(split.train)
     models = fit_all(cfg, data, alpha)
+    apply_blend(models["hybrid"], blend)
     allowed = candidates_of(ctx, split, data)
     metrics, tops = evaluate_ranking(models, ctx, split.test, allowed, cfg.k)
+    if split.name in ("recommenders", "temporal"):  # among the items outside the 20% most popular
+        tail = tail_items(data.item_counts())
+        relevant = tail_relevant(relevant_lists(ctx, split.test), tail)
+        for name, model in models.items():
+            top = rank(model, ctx, allowed & tail, cfg.k)
+            metrics[name][f"tail_ndcg@{cfg.k}"] = M.ranking_metrics(top, relevant, cfg.k)[
+                f"ndcg@{cfg.k}"
+            ]
     if split.name in ("cold_start", "cold_user"):  # text is the only signal; NDCG and recall
         keep = (f"ndcg@{cfg.k}", f"recall@{cfg.k}", f"hr@{cfg.k}")
         metrics = {m: {k: v for k, v in r.items() if k in keep} for m, r in metrics.items()}
     elif split.name == "temporal":
-        keep = (f"ndcg@{cfg.k}", f"hr@{cfg.k}", f"recall@{cfg.k}")
+        keep = (f"ndcg@{cfg.k}", f"hr@{cfg.k}", f"recall@{cfg.k}", f"tail_ndcg@{cfg.k}")
         metrics = {m: {k: v for k, v in r.items() if k in keep} for m, r in metrics.items()}
     for name in LEARNED:
         models[name].save(out / "models" / split.name / name)
@@ -142,7 +117,7 @@ def evaluate(
                               "ctr": {}, "beyond_accuracy": {}}  # fmt: skip
     impressions = has_impressions(interactions)
     for name, split in splits.items():
-        models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned)
+        models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned, meta)
         report["protocols"][name] = metrics
         if split is base:
             if not impressions:
@@ -184,6 +159,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             served_cfg["encoder"]["model_path"] = str(final / "encoder")
         serving = emb.train_data(interactions)  # the served model sees every interaction
         served = fit_all(cfg, serving, alpha)["hybrid"]
+        apply_blend(served, tune_meta)
         served.save(tmp / "models" / "serving" / "hybrid")
         state = {
             "alpha": alpha,
@@ -269,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (Ctrl-C's sibling) unwinds like an exception, so the temp folder is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        cfg = load_config(args.config)
+        source = PRESETS[args.dataset]["source"] if args.dataset in PRESETS else None
+        cfg = load_config(args.config, source)
         if args.dataset:
             apply_dataset(cfg, args.dataset)
         if args.artifacts:

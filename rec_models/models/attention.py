@@ -17,50 +17,8 @@ from typing import Any
 import numpy as np
 
 from rec_models.config import AttentionConfig
+from rec_models.models.attention_net import build_net
 from rec_models.models.base import Recommender, TrainData, check_finite, training_threads
-
-
-def build_net(d_text: int, dim: int) -> Any:
-    import torch
-    from torch import nn
-
-    class Tower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(d_text, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
-            self.skip = nn.Linear(d_text, dim, bias=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net(x) + self.skip(x)
-
-    class AttentionNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.dim = dim
-            self.item = Tower()  # item tower, shared by history items
-            self.profile = Tower()
-            self.W = nn.Parameter(torch.eye(dim))  # bilinear attention u^T W v
-            self.out = nn.Linear(2 * dim, dim)
-
-        def item_tower(self, item_emb: torch.Tensor) -> torch.Tensor:
-            return nn.functional.normalize(self.item(item_emb), dim=-1)  # (N, dim)
-
-        def user_tower(
-            self, profile_emb: torch.Tensor, history_emb: torch.Tensor, history_mask: torch.Tensor
-        ) -> torch.Tensor:
-            return self.attend(self.profile(profile_emb), self.item(history_emb), history_mask)
-
-        def attend(
-            self, q: torch.Tensor, h: torch.Tensor, history_mask: torch.Tensor
-        ) -> torch.Tensor:
-            """q (B, dim) projected profile, h (B, L, dim) projected history -> (B, dim) user."""
-            logits = torch.einsum("bd,de,ble->bl", q, self.W, h) / self.dim**0.5  # (B, L)
-            logits = logits.masked_fill(history_mask <= 0, -1e4)
-            a = torch.softmax(logits, dim=-1) * (history_mask > 0)  # empty history -> all zero
-            context = torch.einsum("bl,ble->be", a, h)  # (B, dim)
-            return nn.functional.normalize(self.out(torch.cat([q, context], -1)), dim=-1)
-
-    return AttentionNet()
 
 
 def recent_history(
@@ -146,6 +104,7 @@ class AttentionRecommender(Recommender):
             recent_history(data.n_users, data.users, data.items, data.timestamps, cfg.max_history),
         )
         self.seen_ = data.seen()
+        self.warm_ = data.item_counts() > 0
         return self
 
     def _train(
@@ -157,7 +116,7 @@ class AttentionRecommender(Recommender):
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         d_text = data.item_emb.shape[1]
-        net = build_net(d_text, cfg.dim)
+        net = self._build(d_text, data.n_items)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         item_emb = torch.as_tensor(data.item_emb)
         item_emb_padded = torch.cat([item_emb, torch.zeros(1, d_text)])  # index -1 -> zero row
@@ -165,7 +124,19 @@ class AttentionRecommender(Recommender):
         shown_ptr, shown_items = data.shown_by_user()
         log_shown = float(np.log(cfg.shown_weight)) if len(shown_items) else 0.0
         weights = None if data.weights is None else torch.as_tensor(data.weights)
-        examples = [(f, np.nonzero(m)[0]) for f, (m, _, _) in enumerate(folds)]
+        target_ok = np.ones(len(data.users), bool)
+        if cfg.positives_only:  # only liked rows are targets; inputs keep every positive
+            target_ok = data.ratings >= data.positive_threshold
+        examples = [(f, np.nonzero(m & target_ok)[0]) for f, (m, _, _) in enumerate(folds)]
+        if not target_ok.any():
+            raise ValueError(
+                f"attention.positives_only: no training row is rated >= "
+                f"{data.positive_threshold}, nothing to learn from"
+            )
+        # logQ-style popularity correction: the training logits pay beta * log(count), so the
+        # softmax stops spending capacity on what popularity explains (scores at inference do not)
+        log_pop = torch.as_tensor(np.log1p(data.item_counts()).astype(np.float32))
+        warm = torch.as_tensor(data.item_counts() > 0)[:, None]
         fold_prof = [torch.as_tensor(p) for _, p, _ in folds]
         fold_hist = [torch.as_tensor(h) for _, _, h in folds]
         for _ in tqdm(range(cfg.epochs), desc="attention", disable=not progress, unit="epoch"):
@@ -183,8 +154,10 @@ class AttentionRecommender(Recommender):
                     projected = net.item(item_emb_padded)  # (N + 1, dim), last row = padding
                     q = net.profile(fold_prof[f][u])  # (B, dim)
                     user = net.attend(q, projected[hist], (hist >= 0).float())
-                    items = torch.nn.functional.normalize(projected[:-1], dim=-1)  # (N, dim)
+                    items = self._items(net, projected[:-1], warm)  # (N, dim)
                     logits = (user @ items.T) / cfg.temperature
+                    if cfg.pop_correction:
+                        logits = logits - cfg.pop_correction * log_pop
                     logits = logits.masked_fill(~known, -1e4)
                     if log_shown:  # logged negatives weigh shown_weight in the denominator
                         logits = logits + shown_bias(shown_ptr, shown_items, data.users[b],
@@ -200,6 +173,24 @@ class AttentionRecommender(Recommender):
             if not torch.isfinite(loss):
                 check_finite("attention", loss.item())
         self.net = net.eval()
+
+    def _build(self, d_text: int, n_items: int) -> Any:
+        import torch
+
+        c = self.cfg
+        net = build_net(d_text, c.dim, c.tower, c.layers, c.heads, c.max_history, c.hidden)
+        if c.item_ids:  # ID embeddings beside the text projection, zero for cold items
+            net.ids = torch.nn.Parameter(torch.zeros(n_items, c.dim))
+        return net
+
+    @staticmethod
+    def _items(net: Any, projected: Any, warm: Any) -> Any:
+        """(N, dim) normalised item vectors from the projected texts (+ warm items' IDs)."""
+        import torch
+
+        if hasattr(net, "ids"):
+            projected = projected + net.ids * warm
+        return torch.nn.functional.normalize(projected, dim=-1)
 
     # -- inference --------------------------------------------------------------------------
     def set_users(self, profile_emb: np.ndarray, history: np.ndarray) -> None:
@@ -217,7 +208,11 @@ class AttentionRecommender(Recommender):
         import torch
 
         with torch.inference_mode():
-            return self.net.item_tower(torch.as_tensor(self.item_emb)).numpy()  # (N, dim)
+            if not hasattr(self.net, "ids"):
+                return self.net.item_tower(torch.as_tensor(self.item_emb)).numpy()  # (N, dim)
+            warm = torch.as_tensor(self.warm_)[:, None]
+            projected = self.net.item(torch.as_tensor(self.item_emb))
+            return self._items(self.net, projected, warm).numpy()
 
     def user_vectors(self) -> np.ndarray:
         import torch
@@ -243,17 +238,23 @@ class AttentionRecommender(Recommender):
             "profile_emb": self.profile_emb,
             "history": self.history,
         }
-        cfg = {"dim": self.cfg.dim, "max_history": self.cfg.max_history, "folds": self.cfg.folds}
+        c = self.cfg
+        cfg = {"dim": c.dim, "max_history": c.max_history, "folds": c.folds, "tower": c.tower,
+               "layers": c.layers, "heads": c.heads, "item_ids": c.item_ids,
+               "hidden": c.hidden}  # fmt: skip
+        if c.item_ids:
+            arrays["warm"] = self.warm_.astype(np.int8)
         return cfg, arrays
 
     def load_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         import torch
 
-        self.cfg = AttentionConfig(
-            dim=config["dim"], max_history=config["max_history"], folds=config["folds"]
-        )
+        keys = ("dim", "max_history", "folds", "tower", "layers", "heads", "item_ids", "hidden")
+        self.cfg = AttentionConfig(**{k: config[k] for k in keys if k in config})
         self.item_emb = arrays["item_emb"]
-        self.net = build_net(self.item_emb.shape[1], self.cfg.dim)
+        if "warm" in arrays:
+            self.warm_ = arrays["warm"].astype(bool)
+        self.net = self._build(self.item_emb.shape[1], len(self.item_emb))
         self.net.load_state_dict(
             {k[4:]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("net.")}
         )

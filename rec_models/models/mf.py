@@ -29,21 +29,29 @@ def _als_half(
     alpha: float,
     reg: float,
     cells: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    unobserved: float = 1.0,
 ) -> np.ndarray:
     """Solve every row x of X given Y: (Y^T Y + alpha Y_o^T Y_o + reg I) x = (1 + alpha) Y_o^T 1.
     With `cells`, row a's observed cells have extra confidence conf (n_obs,) and preference
-    pref (n_obs,): (Y^T Y + Y_o^T diag(conf) Y_o + reg I) x = Y_o^T ((1 + conf) * pref)."""
+    pref (n_obs,): (Y^T Y + Y_o^T diag(conf) Y_o + reg I) x = Y_o^T ((1 + conf) * pref).
+    `unobserved` = w0 weighs the unobserved cells (Y^T Y -> w0 Y^T Y) while an observed cell
+    keeps its total confidence 1 + alpha (alpha -> alpha + 1 - w0)."""
     f = Y.shape[1]
     gram = Y.T @ Y + reg * np.eye(f)  # (f, f), shared by all rows
+    extra, shift = alpha, 0.0  # an observed cell's confidence above the unobserved weight
+    if unobserved != 1.0:
+        gram = unobserved * (Y.T @ Y) + reg * np.eye(f)
+        extra, shift = alpha + 1.0 - unobserved, 1.0 - unobserved
     X = np.zeros((len(rows), f))
     for a, obs in enumerate(rows):
         if len(obs):
             Yo = Y[obs]  # (n_obs, f)
             if cells is None:
-                X[a] = np.linalg.solve(gram + alpha * Yo.T @ Yo, (1 + alpha) * Yo.sum(0))
+                X[a] = np.linalg.solve(gram + extra * Yo.T @ Yo, (1 + alpha) * Yo.sum(0))
             else:
                 conf, pref = cells[a]
-                X[a] = np.linalg.solve(gram + (Yo.T * conf) @ Yo, Yo.T @ ((1 + conf) * pref))
+                weight = conf + shift if shift else conf
+                X[a] = np.linalg.solve(gram + (Yo.T * weight) @ Yo, Yo.T @ ((1 + conf) * pref))
     return X
 
 
@@ -119,8 +127,8 @@ class MFRecommender(Recommender):
         # Thousands of small (f, f) solves: one BLAS thread each is faster than two fighting.
         with threadpool_limits(limits=1, user_api="blas"):
             for _ in tqdm(range(cfg.epochs), desc="mf (ials)", disable=not progress, unit="iter"):
-                P = _als_half(Q, user_rows, cfg.alpha, cfg.reg, user_cells)
-                Q = _als_half(P, item_rows, cfg.alpha, cfg.reg, item_cells)
+                P = _als_half(Q, user_rows, cfg.alpha, cfg.reg, user_cells, cfg.unobserved)
+                Q = _als_half(P, item_rows, cfg.alpha, cfg.reg, item_cells, cfg.unobserved)
         self.P, self.Q = P.astype(np.float32), Q.astype(np.float32)
 
     def _fit_bpr(self, data: TrainData, progress: bool) -> None:
