@@ -138,7 +138,12 @@ def test_reused_bento_must_match_the_working_tree(tmp_path: Path):
     reqs.parent.mkdir(parents=True)
     reqs.write_text("\n".join(["bentoml==1.4.40", *bento_mod.serve_packages()]) + "\n")
     envs = bento_mod.bentofile()["envs"]
-    (bento / "bento.yaml").write_text(yaml.safe_dump({"envs": envs}))
+    # a Bento built now lists every scorer version of the store (issue 14)
+    from rec_models.serving.store import SCORER_NAME
+    from rec_models.versions import list_versions
+
+    models = [{"tag": v.tag} for v in list_versions(SCORER_NAME)]
+    (bento / "bento.yaml").write_text(yaml.safe_dump({"envs": envs, "models": models}))
     assert bento_mod.is_current(bento)
     service = bento / "src" / "service.py"
     service.write_bytes(service.read_bytes() + b"\n# edited\n")

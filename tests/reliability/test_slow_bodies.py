@@ -55,13 +55,20 @@ async def slow_client(port: int, gap_s: float, stall_after: int | None = None) -
             await asyncio.sleep(gap_s)
 
     sender = asyncio.create_task(trickle())
+    chunks: list[bytes] = []
+
+    async def read_all() -> None:
+        while chunk := await reader.read(65536):  # until the server closes
+            chunks.append(chunk)
+
     try:
-        answer = await asyncio.wait_for(reader.read(), timeout=30)  # until the server closes
+        await asyncio.wait_for(read_all(), timeout=30)
+        answer = b"".join(chunks)
     except ConnectionResetError:
         # The server closed with the rest of the body unread and the client kept sending: the
         # kernel answers RST, which can drop the 408 before this client (one of many on a busy
-        # loop) read it. Cut off all the same.
-        answer = b"RESET"
+        # loop) read it. Chunks read before the RST still count; none read: cut off all the same.
+        answer = b"".join(chunks) or b"RESET"
     finally:
         sender.cancel()
         writer.close()
