@@ -3,6 +3,7 @@ v2 REST + gRPC from the BentoML workers), on free loopback ports, started and st
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -173,3 +174,13 @@ def tree_rss(pid: int) -> int:
         except psutil.NoSuchProcess:  # a worker that just exited
             continue
     return total
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` but the hidden (staging, journal) ones."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out

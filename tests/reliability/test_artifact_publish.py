@@ -6,7 +6,6 @@ folder left."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from harness import tree
 
 from rec_models.artifact_publish import JOURNAL, publish, recover
 
@@ -45,16 +45,6 @@ ap.os.replace = replace
 ap.publish(staged, artifacts, remove=("encoder",))
 print(calls)
 """
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder` but the hidden (staging, journal) ones."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
-            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def old_run(artifacts: Path) -> None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from harness import tree
 from subsets import movielens_subset
 
 from rec_models.artifact_publish import JOURNAL, recover
@@ -49,16 +50,6 @@ def forward(artifacts, plan):
 real_forward, ap._roll_forward = ap._roll_forward, forward
 main(sys.argv[2:])
 """
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder` but the hidden (staging, journal) ones."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
-            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
