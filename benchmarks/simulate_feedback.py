@@ -10,7 +10,8 @@ user has not clicked yet, each slot replaced with probability `explore` by a ran
 go through the real SQLiteSink, with the version's name as model_version.
 
 The click model is benchmarks/simulate_clicks.py's (a user's taste for an item's best genre,
-from the dataset's liked ratings; 10% of clicks convert). Responses are one second apart and
+from the dataset's liked ratings; 10% of clicks convert; an item the user clicked in an earlier
+response is clicked again only at the base rate). Responses are one second apart and
 end now.
 """
 

@@ -6,8 +6,9 @@
 
 `clients` closed-loop clients each pick a known user of the dataset at random, POST /recommend
 {"user_id", "k": 10}, draw clicks and conversions for the returned items with
-benchmarks/simulate_clicks.py's taste model and POST them to /feedback (one call per response,
-as a client app would), then go again, until `requests` responses are done or `seconds` pass,
+benchmarks/simulate_clicks.py's taste model (one population: what a user clicked, they click
+again only at the base rate) and POST them to /feedback (one call per response, as a client app
+would), then go again, until `requests` responses are done or `seconds` pass,
 whichever comes first. With ADREC_API_KEY set, every call carries `Authorization: Bearer <key>`.
 
 Counted, never hidden: every /recommend that is not a 200 answer (status or exception kind) and

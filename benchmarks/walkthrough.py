@@ -10,7 +10,8 @@ store and artifacts stay as they are and a second run starts from the same place
 2. the service with the A/B config rec_models/abtest/example_ab.toml: arm A pinned to version
    "1", arm B on the newest (`make serve AB=rec_models/abtest/example_ab.toml`);
 3. `--before` responses of simulated traffic into it over HTTP, clicks by the known taste
-   model, both arms served by version 1 (`python -m benchmarks.simulate_traffic`);
+   model, both arms served by version 1 (`python -m benchmarks.simulate_traffic`); one
+   population throughout: what a user clicked, they click again only at the base rate;
 4. `make retrain` on the service's event log: version 2 is published, or refused;
 5. traffic again while POST /admin/reload swaps to version 2; every failed request counted;
    the swap is over once arm B has answered only from version 2 for `SETTLED_S` seconds;

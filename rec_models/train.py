@@ -25,7 +25,8 @@ from rec_models.artifact_publish import JOURNAL, publish, recover, staging_dir
 from rec_models.config import ConfigError, TrainConfig, config_dict, load_config
 from rec_models.data import DEFAULT_PATHS, DataValidationError
 from rec_models.data.events import has_impressions
-from rec_models.data.splits import Split, make_split, time_split
+from rec_models.data.logged_split import logged_rows, split_with_logged
+from rec_models.data.splits import Split, time_split
 from rec_models.evaluation import metrics as M
 from rec_models.evaluation.plots import reliability_plot
 from rec_models.evaluation.report import print_summary, write_report
@@ -109,12 +110,19 @@ def evaluate(
     """Every applicable protocol: (report, alpha, served calibration, tuning meta)."""
     interactions = ctx.dataset.interactions
     protocols, notes, skipped = plan(cfg, ctx)
-    splits = {p: make_split(p, interactions, seed=cfg.data.seed) for p in protocols}
+    n_logged = logged_rows(cfg, interactions)
+    splits, logged_fate = {}, {}
+    for p in protocols:
+        splits[p], fate = split_with_logged(cfg, p, interactions, n_logged)
+        if fate:
+            logged_fate[p] = fate
     base = splits.get("recommenders") or next(iter(splits.values()))
-    alpha, calib, meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned)
+    alpha, calib, meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned, base.n_logged)
     meta["calibration_fitted_on"] = "validation split, liked vs other rows and sampled items"
     report: dict[str, Any] = {"dataset": ctx.dataset.name, "rows": ctx.rows, "protocols": {},
                               "ctr": {}, "beyond_accuracy": {}}  # fmt: skip
+    if logged_fate:  # the logged rows train, never test (rec_models/data/logged_split.py)
+        report["logged_split"] = logged_fate
     impressions = has_impressions(interactions)
     for name, split in splits.items():
         models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned, meta)
@@ -208,8 +216,9 @@ def evaluate_with_encoder(
     ctx = build_context(cfg)
     emb = Embedder(ctx, encode, count_tokens, cfg.encoder.max_length)
     out = {}
+    n_logged = logged_rows(cfg, ctx.dataset.interactions)
     for protocol, key in (("recommenders", "ndcg@10"), ("cold_start", "cold_start_ndcg@10")):
-        split = make_split(protocol, ctx.dataset.interactions, seed=cfg.data.seed)
+        split, _ = split_with_logged(cfg, protocol, ctx.dataset.interactions, n_logged)
         data = emb.train_data(split.train)
         model = Recommender.load(Path(artifacts_dir) / "models" / protocol / "hybrid")
         assert isinstance(model, HybridRecommender)

@@ -49,7 +49,9 @@ def _print_result(result: dict) -> None:
     if new_h:
         print(
             f"hold-out: {new_h['impressions']} impressions, {new_h['clicks']} clicks, "
-            f"{new_h['responses_ranked']} responses re-ranked"
+            f"{new_h['responses_ranked']} responses re-ranked "
+            f"({result['holdout'].get('left_out_clicked_before', 0)} left out: items the user "
+            "had clicked before, which the new version never shows)"
         )
     for c in result["verdict"].comparisons:
         print(f"  {c.line()}")

@@ -11,6 +11,12 @@ both can score (users and items the current bundle knows):
 - ndcg@10: each response's impressions re-ranked by the model, clicked = relevant, over the
   responses with at least one click and one impression left unclicked (in the others every
   order scores the same).
+
+Both leave out the hold-out impressions of an item the user had clicked earlier in the log: the
+new version has that click in its history, so the service never shows it that item again, and
+how it ranks it is no part of what it would do. (Kept in, they made the comparison unfair: the
+new model scores its own training clicks high, and a user who already followed an ad or opened a
+film rarely clicks it again, so a retrained version looked worse the more it had learned.)
 """
 
 from __future__ import annotations
@@ -97,20 +103,36 @@ def compare_on_holdout(
     new = new_model_scores(cfg, base, fit_rows, holdout, alpha, encoder)
     clicked = holdout["click"].to_numpy(bool)
     items = holdout["item_id"].to_numpy(np.int64)
+    users = holdout["user_id"].to_numpy(np.int64)
     out: dict[str, Any] = {"new": None, "current": None, "note": ""}
-    keep = np.ones(len(holdout), bool)
-    if current is not None:
-        users = holdout["user_id"].to_numpy(np.int64)
-        keep, cur_scores = OfflineBundle(current.path).pair_scores(users, items, encoder.encode)
-        if keep.any():
+    keep = ~clicked_before(fit_rows, users, items)
+    out["left_out_clicked_before"] = int((~keep).sum())
+    if current is not None and keep.any():
+        known, cur_scores = OfflineBundle(current.path).pair_scores(
+            users[keep], items[keep], encoder.encode
+        )
+        if known.any():
+            keep[np.flatnonzero(keep)[~known]] = False
             out["current"] = holdout_metrics(
-                request_ids[keep], items[keep], clicked[keep], cur_scores, cfg.k
+                request_ids[keep], items[keep], clicked[keep], cur_scores[known], cfg.k
             )
         else:
             out["note"] = f"{current.tag} knows none of the hold-out's users and items"
+    if not keep.any():
+        out["note"] = out["note"] or "every hold-out impression is of an item clicked before"
+        return out | {"calibration": None}
     out["new"] = holdout_metrics(request_ids[keep], items[keep], clicked[keep], new[keep], cfg.k)
-    out["calibration"] = holdout_calibration(new, clicked, cfg.retrain.min_holdout_clicks)
+    out["calibration"] = holdout_calibration(
+        new[keep], clicked[keep], cfg.retrain.min_holdout_clicks
+    )
     return out
+
+
+def clicked_before(fit_rows: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """(n,) bool: the (user, item) pairs clicked in `fit_rows` (the log before the hold-out)."""
+    earlier = fit_rows[fit_rows["click"].to_numpy(bool)]
+    done = pd.MultiIndex.from_arrays([earlier["user_id"].to_numpy(), earlier["item_id"].to_numpy()])
+    return pd.MultiIndex.from_arrays([users, items]).isin(done)
 
 
 def holdout_calibration(

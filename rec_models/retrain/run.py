@@ -49,6 +49,23 @@ def default_protocols(interactions) -> list[str]:
     return ["recommenders", "temporal", "cold_start", *extra]
 
 
+def logged_split_line(fate: dict[str, dict[str, int]]) -> str:
+    """What the protocols did with the logged rows (rec_models/data/logged_split.py): they
+    train on them, and measure on the dataset's own test rows, as the current version did."""
+    parts = []
+    for protocol, f in fate.items():
+        why = [f"{f[key]} {text}" for key, text in (
+            ("left_out_test_or_validation_pair", "a test/validation pair"),
+            ("left_out_cold", "a cold item/user"),
+            ("left_out_later_than_test", "later than the test")) if f.get(key)]  # fmt: skip
+        left = f" (left out: {', '.join(why)})" if why else ""
+        parts.append(f"{protocol} {f['to_training']} of {f['logged_rows']}{left}")
+    return (
+        "recorded protocols: measured on the dataset's own test rows, as the current version "
+        "was; logged rows in training: " + ("; ".join(parts) or "none")
+    )
+
+
 def _finite_only(value: Any) -> Any:
     """Metadata without NaN/inf (an undefined metric is left out, not stored as NaN)."""
     if isinstance(value, dict):
@@ -116,6 +133,7 @@ def evaluate(
     train_cfg.data.logged = str(write_logged(snap.frame, staging / LOGGED_FILE))
     train_cfg.artifacts_dir = str(staging)
     report = train(train_cfg)
+    say(logged_split_line(report.get("logged_split", {})))
     alpha = float(report["meta"]["alpha"])
     say("fitting without the hold-out, and scoring it with the new and the current version")
     logged = canonical_logged(snap.frame)
@@ -166,6 +184,7 @@ def retrain(
                 "gate": verdict.to_dict(),
                 "parent": current.tag if current else None,
                 "events": summary,
+                "logged_split": report.get("logged_split", {}),
                 "alpha": report["meta"]["alpha"],
                 "retrain_seconds": round(time.perf_counter() - t0, 1),
             }

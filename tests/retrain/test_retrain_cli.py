@@ -144,7 +144,10 @@ def test_second_version_is_compared_published_and_the_first_kept(world, second):
     names = {c["name"] for c in meta["gate"]["comparisons"]}
     assert {"holdout ndcg@10", "holdout auc", "recorded ndcg@10"} <= names
     assert meta["events"]["impressions"] == 3000
-    assert meta["events"]["holdout_impressions"] == holdout["new"]["impressions"]
+    # every hold-out impression is ranked, or left out as an item the user had clicked before
+    left_out = holdout["left_out_clicked_before"]
+    assert meta["events"]["holdout_impressions"] == holdout["new"]["impressions"] + left_out
+    assert f"({left_out} left out: items the user had clicked before" in second.stdout
     # the served probabilities: Platt fitted on the hold-out's logged impressions
     calibration = holdout["calibration"]
     served = json.loads((world.art / "onnx" / "scorer" / "config.json").read_text())
