@@ -2,7 +2,7 @@
 `max_queued` more waiting for a slot; past that, refused at once (429 + Retry-After over HTTP,
 RESOURCE_EXHAUSTED over gRPC) instead of piling up until every request is late.
 
-    ADREC_MAX_CONCURRENT_REQUESTS=8  ADREC_MAX_QUEUED_REQUESTS=64   (per worker)
+    ADREC_MAX_CONCURRENT_REQUESTS=16  ADREC_MAX_QUEUED_REQUESTS=64   (per worker)
     ADREC_MAX_QUEUE_WAIT_MS=250  ADREC_QUEUE_GRACE_MS=1000  (0: no bound on the wait)
 
 Once the queue has not been empty for the grace period (an overload, not a burst), a request
