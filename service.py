@@ -234,7 +234,3 @@ def _openapi() -> dict[str, Any]:
 
 
 _mount_apps()
-if os.environ.get("DEBUG_TIMING"):  # TEMP, not committed
-    import debug_timing
-
-    debug_timing.install(Recommender)
