@@ -30,8 +30,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import bentoml
 
-from rec_models.serving import admission
-from rec_models.serving.auth import grpc_interceptors, install_http_auth
+from rec_models.serving import admission, front
+from rec_models.serving.auth import grpc_interceptors, http_layers
 from rec_models.serving.body import BodyReader
 from rec_models.serving.client_errors import ClientErrorMiddleware, quiet_client_errors
 from rec_models.serving.errors import ServingError
@@ -57,7 +57,7 @@ SETTINGS = ServingSettings.from_env(os.environ)
 # One per worker process, shared by its HTTP routes and its gRPC server.
 ADMISSION = admission.Admission(
     SETTINGS.max_concurrent_requests, SETTINGS.max_queued_requests,
-    (SETTINGS.max_queue_wait_ms / 1000) or None,
+    (SETTINGS.max_queue_wait_ms / 1000) or None, SETTINGS.queue_grace_ms / 1000,
 )  # fmt: skip
 
 
@@ -195,6 +195,7 @@ def _mount_apps() -> None:
         service = bentoml.get_current_service()
         out = service.core.info() | {"max_body_bytes": SETTINGS.max_body_bytes}
         out["worker_pid"] = os.getpid()  # which worker answered (restarts, balance)
+        out["admission"] = ADMISSION.info()
         out["scorer"] = service.scorers.info()
         if service.scorers.error and not service.scorers.pins_ready:
             out["error"] = out["error"] or service.scorers.error
@@ -208,18 +209,23 @@ def _mount_apps() -> None:
     # itself (mounted at "/", so GET /v2 answers too); they enforce their own message limit
     # (400, naming the tensor), so the body-size middleware leaves them alone.
     Recommender.mount_asgi_app(create_app(lambda: _core().protocol), path="/")
-    # Outermost first. The key is checked before any body is read (401 unread); the body is read
-    # in full (size limit, deadline) before admission, so a slow-loris holds no slot.
-    install_http_auth(Recommender, SETTINGS)
-    Recommender.add_asgi_middleware(
-        BodyReader, max_bytes=SETTINGS.max_body_bytes,
-        timeout_s=SETTINGS.body_timeout_ms / 1000, exempt=(PREFIX + "/",),
-        exempt_ceiling=2 * SETTINGS.max_message_bytes,  # the v2 routes' own hard stop
-    )  # fmt: skip
+    # BentoML's layers reshaped: the docs, its validation errors (rec_models/serving/*.py).
     Recommender.add_asgi_middleware(OpenAPIMiddleware, build=_openapi)
     Recommender.add_asgi_middleware(ClientErrorMiddleware, exempt=(PREFIX + "/",))
     quiet_client_errors()
-    Recommender.add_asgi_middleware(admission.AdmissionMiddleware, admission=ADMISSION)
+    # The front door, outermost first and outside all of BentoML's layers (front.py: a refusal
+    # costs the event loop next to nothing). The key is checked before any body is read (401
+    # unread); the body is read in full (size limit, deadline) before admission, so a
+    # slow-loris holds no slot.
+    body = {
+        "max_bytes": SETTINGS.max_body_bytes, "timeout_s": SETTINGS.body_timeout_ms / 1000,
+        "exempt": (PREFIX + "/",),
+        "exempt_ceiling": 2 * SETTINGS.max_message_bytes,  # the v2 routes' own hard stop
+    }  # fmt: skip
+    front.install(Recommender, [
+        *http_layers(SETTINGS), (BodyReader, body),
+        (admission.AdmissionMiddleware, {"admission": ADMISSION}),
+    ])  # fmt: skip
 
 
 def _openapi() -> dict[str, Any]:

@@ -2,22 +2,26 @@
 `max_queued` more waiting for a slot; past that, refused at once (429 + Retry-After over HTTP,
 RESOURCE_EXHAUSTED over gRPC) instead of piling up until every request is late.
 
-    ADREC_MAX_CONCURRENT_REQUESTS=256  ADREC_MAX_QUEUED_REQUESTS=512   (per worker)
-    ADREC_MAX_QUEUE_WAIT_MS=0  (no bound on the wait for a slot; opt-in)
+    ADREC_MAX_CONCURRENT_REQUESTS=16  ADREC_MAX_QUEUED_REQUESTS=64   (per worker)
+    ADREC_MAX_QUEUE_WAIT_MS=250  ADREC_QUEUE_GRACE_MS=1000  (0: no bound on the wait)
+
+Once the queue has not been empty for the grace period (an overload, not a burst), a request
+whose wait for a slot would be, or has been, longer than the bound is refused too: accepted
+requests then wait at most that long, whatever the offered load.
 
 One `Admission` per worker process is shared by the HTTP middleware (`AdmissionMiddleware`:
 the POST routes, native and v2; probes, /metrics, /info and the docs are never held back) and
-the gRPC interceptor (`grpc_interceptor`: ModelInfer). Both also set the request's deadline
-(rec_models.serving.deadline) from `X-Request-Timeout` (seconds) or the gRPC call's deadline:
-a request whose deadline passes while it waits for a slot, or for the encoder, is dropped
-unencoded with 408 / DEADLINE_EXCEEDED.
+the gRPC interceptor (`grpc_interceptor`: ModelInfer). The middleware sits in front of all of
+BentoML's own layers (rec_models/serving/front.py), so a refusal costs next to nothing. Both
+also set the request's deadline (rec_models.serving.deadline) from `X-Request-Timeout`
+(seconds) or the gRPC call's deadline: a request whose deadline passes while it waits for a
+slot, or for the encoder, is dropped unencoded with 408 / DEADLINE_EXCEEDED.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import math
 import time
@@ -36,24 +40,45 @@ MAX_TIMEOUT_S = 3600.0
 
 
 class Admission:
-    """`max_queue_wait_s` (None: no bound) bounds the time a request may wait for a slot: one
-    whose expected wait (the queue ahead of it over the rate slots were freed in the last
-    second) is longer is refused at once, and one that has waited that long is refused then.
-    Without it an accepted request may wait for the whole queue under overload."""
+    """`max_queue_wait_s` (None: no bound) bounds the wait for a slot once the queue is
+    standing: not empty for `grace_s` in a row, an overload rather than a burst (CoDel's idea,
+    and Facebook's adaptive queue timeouts). Then a request whose expected wait (the queue ahead
+    of it over the rate slots were freed in the last second) is longer is refused at once, and
+    one that has waited longer is refused when its turn comes or its wait runs out. A burst
+    that drains within `grace_s` is not shed (up to `grace_s` + the bound of waiting). Without a
+    bound an accepted request may wait for the whole queue under overload."""
 
     def __init__(
-        self, max_concurrent: int, max_queued: int, max_queue_wait_s: float | None = None
+        self,
+        max_concurrent: int,
+        max_queued: int,
+        max_queue_wait_s: float | None = None,
+        grace_s: float = 1.0,
     ) -> None:
         self.max_concurrent, self.max_queued = max_concurrent, max_queued
-        self.max_queue_wait_s = max_queue_wait_s
+        self.max_queue_wait_s, self.grace_s = max_queue_wait_s, grace_s
         self.active = 0
         self.refused = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # (waiter, when it was queued), oldest first
+        self._waiters: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
         self._freed: collections.deque[float] = collections.deque()  # release times, last 1 s
+        self._busy_since: float | None = None  # since when the queue has not been empty
 
     @property
     def queued(self) -> int:
         return len(self._waiters)
+
+    def info(self) -> dict[str, int]:
+        """What GET /info shows: this worker's requests in flight and queued now, and how many
+        it refused since it started (those never reach BentoML's request metrics)."""
+        return {"active": self.active, "queued": self.queued, "refused": self.refused}
+
+    def standing(self, now: float) -> bool:
+        """Whether the queue has not been empty for grace_s (and a wait bound is set)."""
+        since = self._busy_since
+        return (
+            self.max_queue_wait_s is not None and since is not None and now - since >= self.grace_s
+        )
 
     async def acquire(self, timeout_s: float | None = None) -> None:
         """Take one of the `max_concurrent` slots, waiting at most `timeout_s` (the request's
@@ -61,20 +86,23 @@ class Admission:
         if self.active < self.max_concurrent and not self._waiters:
             self.active += 1
             return
-        if len(self._waiters) >= self.max_queued or self._wait_too_long():
+        now = time.monotonic()
+        bound, standing = self.max_queue_wait_s, self.standing(now)
+        if len(self._waiters) >= self.max_queued or (standing and self._wait_too_long(now)):
             self.refused += 1
             raise TooManyRequestsError(
                 f"too many requests: {self.active} in flight and {len(self._waiters)} queued "
                 f"(limits {self.max_concurrent} and {self.max_queued}"
-                + (f", a wait of {self.max_queue_wait_s:g} s" if self.max_queue_wait_s else "")
+                + (f", a wait of {bound:g} s" if bound else "")
                 + "); retry shortly"
             )
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        bound = self.max_queue_wait_s
-        wait_s = (
-            timeout_s if bound is None or (timeout_s is not None and timeout_s < bound) else bound
-        )
+        if not self._waiters:
+            self._busy_since = now
+        self._waiters.append((waiter, now))
+        # Standing: the bound. Not yet: long enough for the queue to turn standing, then the bound.
+        limit = None if bound is None else bound if standing else self.grace_s + bound
+        wait_s = min((t for t in (timeout_s, limit) if t is not None), default=None)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), wait_s)
         except TimeoutError:
@@ -85,40 +113,57 @@ class Admission:
                 ) from None
             self.refused += 1
             raise TooManyRequestsError(
-                f"too many requests: no slot within {bound:g} s; retry shortly"
+                f"too many requests: no slot within {wait_s:g} s; retry shortly"
             ) from None
         except asyncio.CancelledError:  # the client went away
             self._abandon(waiter)
             raise
+        # TooManyRequestsError: release() found it had waited past the bound (counted there)
 
     def _abandon(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done() and not waiter.cancelled():
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
             self.release()  # the slot was handed over just now: pass it on
-        else:
-            waiter.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+            return
+        waiter.cancel()
+        for i, (queued, _) in enumerate(self._waiters):
+            if queued is waiter:
+                del self._waiters[i]
+                break
+        if not self._waiters:
+            self._busy_since = None
 
-    def _wait_too_long(self) -> bool:
+    def _wait_too_long(self, now: float) -> bool:
         """Whether a request queued now would wait past max_queue_wait_s, going by the rate at
         which slots were freed in the last second (no estimate yet: let it wait and see)."""
-        if self.max_queue_wait_s is None:
-            return False
-        now = time.monotonic()
+        assert self.max_queue_wait_s is not None
         while self._freed and self._freed[0] < now - 1.0:
             self._freed.popleft()
         rate = len(self._freed)  # per second
         return rate > 0 and (len(self._waiters) + 1) / rate > self.max_queue_wait_s
 
     def release(self) -> None:
-        """Hand the slot to the oldest waiter still waiting, else free it."""
-        if self.max_queue_wait_s is not None:
-            self._freed.append(time.monotonic())
+        """Hand the slot to the oldest waiter still waiting (while the queue stands, refusing
+        those that waited past the bound on the way), else free it."""
+        now = time.monotonic()
+        bound = self.max_queue_wait_s
+        if bound is not None:
+            self._freed.append(now)
+        standing = self.standing(now)
         while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+            waiter, since = self._waiters.popleft()
+            if waiter.done():
+                continue
+            if standing and now - since > bound:  # type: ignore[operator]
+                self.refused += 1
+                waiter.set_exception(TooManyRequestsError(
+                    f"too many requests: no slot within {bound:g} s; retry shortly"
+                ))  # fmt: skip
+                continue
+            waiter.set_result(None)
+            if not self._waiters:
+                self._busy_since = None
+            return
+        self._busy_since = None
         self.active -= 1
 
 

@@ -123,10 +123,10 @@ def grpc_interceptor(api_key: ApiKey) -> Any:
     return ApiKeyInterceptor()
 
 
-def install_http_auth(service: Any, settings: Any) -> None:
-    """Add the HTTP key check to a BentoML service when the settings hold a key."""
-    if settings.api_key:
-        service.add_asgi_middleware(ApiKeyMiddleware, api_key=ApiKey(settings.api_key))
+def http_layers(settings: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """The HTTP key check as ASGI layers for these settings (rec_models.serving.front): one
+    when a key is set, none otherwise."""
+    return [(ApiKeyMiddleware, {"api_key": ApiKey(settings.api_key)})] if settings.api_key else []
 
 
 def grpc_interceptors(settings: Any) -> list[Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from rec_models.serving.errors import BodyTimeoutError, PayloadTooLargeError, ServingError
@@ -73,26 +72,26 @@ class BodyReader:
 
     async def _read(self, receive: Any, limit: int, exempt: bool) -> tuple[list[bytes], bool]:
         """The body's chunks, and whether more follows (only past an exempt route's ceiling)."""
-        deadline = time.monotonic() + self.timeout_s
-        chunks, total, more = [], 0, True
-        while more:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
-            except TimeoutError:
-                raise _Refused(BodyTimeoutError(self.timeout_s, total)) from None
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-            if total > limit:
-                if not exempt:
-                    raise _Refused(PayloadTooLargeError(self.max_bytes, None))
-                return chunks, more
+        chunks: list[bytes] = []
+        total, more = 0, True
+        try:
+            # One timer on this task for the whole body (asyncio.wait_for per message would
+            # start a task each: a cost every request paid, refused or not).
+            async with asyncio.timeout(self.timeout_s):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Disconnected
+                    chunk = message.get("body", b"")
+                    total += len(chunk)
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+                    if total > limit:
+                        if not exempt:
+                            raise _Refused(PayloadTooLargeError(self.max_bytes, None))
+                        return chunks, more
+        except TimeoutError:
+            raise _Refused(BodyTimeoutError(self.timeout_s, total)) from None
         return chunks, False
 
 

@@ -54,11 +54,15 @@ class ServingSettings:
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
     # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
-    max_concurrent_requests: int = 256  # POST requests / gRPC ModelInfer calls in flight
-    max_queued_requests: int = 512  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
-    # A longer (expected) wait for a slot: 429 at once; 0: no bound. Opt-in: with 16 + 64 slots
-    # it kept RSS flat at 4x overload but not p99 (README, "Reliability and security").
-    max_queue_wait_ms: int = 0
+    # Measured on 2 cores (README, "Reliability and security"): at 4x overload 16 in flight
+    # kept RSS flat and p99 ~1.3x that of 8, where 256 + 512 let p99 and RSS run away; 8 shed
+    # most of a 32-client closed loop of cold profiles or one-text embeds, 16 little of it.
+    max_concurrent_requests: int = 16  # POST requests / gRPC ModelInfer calls in flight
+    max_queued_requests: int = 64  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
+    # Once the queue has not been empty for queue_grace_ms (an overload, not a burst), a longer
+    # (expected) wait for a slot is refused, 429; 0: no bound.
+    max_queue_wait_ms: int = 250
+    queue_grace_ms: int = 1000
     # -- transports ---------------------------------------------------------------------------
     grpc_port: int = 8001  # the OIP gRPC server inside every worker (SO_REUSEPORT); 0: off
     grpc_host: str = "127.0.0.1"
@@ -94,7 +98,10 @@ class ServingSettings:
                 raise ValueError(f"{f.name}: expected {kind}, got {value!r}")
             if kind == "int":
                 lowest = (
-                    0 if f.name in ("workers", "threads", "grpc_port", "max_queue_wait_ms") else 1
+                    0
+                    if f.name
+                    in ("workers", "threads", "grpc_port", "max_queue_wait_ms", "queue_grace_ms")
+                    else 1
                 )
                 if value < lowest:
                     raise ValueError(f"{f.name}: must be at least {lowest}, got {value}")

@@ -4,7 +4,13 @@ waiter that gives up or times out, the batcher dropping a request past its deadl
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +93,7 @@ def test_a_wait_for_a_slot_is_bounded():
     longer is refused at once."""
 
     async def scenario() -> None:
-        adm = Admission(max_concurrent=1, max_queued=100, max_queue_wait_s=0.15)
+        adm = Admission(max_concurrent=1, max_queued=100, max_queue_wait_s=0.15, grace_s=0)
         await adm.acquire()
         with pytest.raises(TooManyRequestsError, match=r"no slot within 0\.15 s"):
             await adm.acquire()
@@ -106,3 +112,62 @@ def test_a_wait_for_a_slot_is_bounded():
         assert adm.active == 0 and adm.queued == 0
 
     asyncio.run(scenario())
+
+
+def test_a_burst_waits_an_overload_is_shed():
+    """The wait bound applies once the queue has stood (not been empty) for grace_s: a burst
+    that drains sooner waits as long as it needs; past grace_s, a waiter that has waited past
+    the bound is refused when its turn comes, and the next one gets the slot."""
+
+    async def scenario() -> None:
+        adm = Admission(max_concurrent=1, max_queued=100, max_queue_wait_s=0.05, grace_s=0.5)
+        await adm.acquire()
+        burst = [asyncio.create_task(adm.acquire()) for _ in range(2)]
+        await asyncio.sleep(0.1)  # past the bound, within the grace
+        assert not adm.standing(time.monotonic())
+        for task in burst:  # both served, although they waited longer than the bound
+            adm.release()
+            await task
+        adm.release()
+        assert adm.active == 0 and adm.queued == 0
+        adm = Admission(max_concurrent=1, max_queued=100, max_queue_wait_s=0.2, grace_s=0.3)
+        await adm.acquire()
+        old = asyncio.create_task(adm.acquire())
+        await asyncio.sleep(0.35)  # the queue has stood for longer than grace_s
+        young = asyncio.create_task(adm.acquire())
+        await asyncio.sleep(0)
+        assert adm.standing(time.monotonic()) and adm.queued == 2
+        adm.release()  # old waited 0.35 s > 0.2 s: refused; young gets the slot
+        with pytest.raises(TooManyRequestsError, match=r"no slot within 0\.2 s"):
+            await old
+        await young
+        adm.release()
+        assert adm.active == 0 and adm.queued == 0 and adm.refused == 1
+        assert not adm.standing(time.monotonic())  # the queue emptied
+
+    asyncio.run(scenario())
+
+
+LAYERS_OF_THE_REAL_APP = """
+import json
+import service
+app = service.Recommender.to_asgi()
+ours = []
+while not hasattr(app, "user_middleware"):  # ours, down to BentoML's Starlette app
+    ours.append(type(app).__name__)
+    app = app.app
+print(json.dumps([ours, [m.cls.__name__ for m in app.user_middleware]]))
+"""
+
+
+def test_the_front_door_runs_before_bentomls_layers(tmp_path):
+    """The key check, the body reader and admission wrap the app BentoML builds (front.py), so
+    a refusal never pays for BentoML's request metrics, tracing span or timeout task."""
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "ADREC_API_KEY": "k" * 16}
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", LAYERS_OF_THE_REAL_APP], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    ours, bentoml_layers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ours == ["ApiKeyMiddleware", "BodyReader", "AdmissionMiddleware"]
+    assert {"OpenTelemetryMiddleware", "TimeoutMiddleware"} <= set(bentoml_layers)  # inside
+    assert not {"ApiKeyMiddleware", "BodyReader", "AdmissionMiddleware"} & set(bentoml_layers)

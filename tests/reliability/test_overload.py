@@ -28,7 +28,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Service:
     svc = start_service(
         folder / "serve.log", BENTOML_HOME=own_home(folder), ADREC_WORKERS="1",
         ADREC_MAX_CONCURRENT_REQUESTS="2", ADREC_MAX_QUEUED_REQUESTS="2",
-        ADREC_BATCH_MAX_LATENCY_MS="60000",
+        # the counts alone: the wait bound (tests/reliability/test_admission_unit.py) would
+        # refuse the queued ones here, each behind a batch of 64 long texts
+        ADREC_MAX_QUEUE_WAIT_MS="0", ADREC_BATCH_MAX_LATENCY_MS="60000",
     )  # fmt: skip
     yield svc
     stop_service(svc)
