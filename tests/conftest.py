@@ -20,21 +20,28 @@ from harness import (  # noqa: E402  (after BENTOML_HOME is set)
     MIB,
     Service,
     have_models,
+    launch_service,
     port_open,
-    start_service,
     stop_service,
+    wait_ready,
 )
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+@pytest.fixture(scope="session", autouse=True)
+def _launched(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service | None]:
     """The one server of the session: `bentoml serve service:Recommender` with gRPC, over the
-    models of the store. The suite shares its CPUs with other jobs: a lax queue deadline keeps a
-    slow moment from turning into 503s (shedding has tests of its own)."""
-    if not have_models():
-        pytest.skip(f"no adrec models in {BENTOML_HOME}: run `make export` first")
+    models of the store, launched before the first test when any test of the run uses it, so
+    that its workers load (30-50 s) while the tests before the first server test run. The
+    suite shares its CPUs with other jobs: a lax queue deadline keeps a slow moment from turning
+    into 503s (shedding has tests of its own)."""
+    wanted = any("service" in item.fixturenames for item in request.session.items)
+    if not (wanted and have_models()):
+        yield None
+        return
     log = tmp_path_factory.mktemp("service") / "serve.log"
-    svc = start_service(
+    svc = launch_service(
         log, ADREC_BATCH_MAX_LATENCY_MS="30000", ADREC_MAX_MESSAGE_BYTES=str(4 * MIB)
     )
     yield svc
@@ -42,3 +49,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     assert not alive, f"still running after SIGTERM: {alive}"
     assert svc.proc.returncode == 0, svc.tail()
     assert not port_open(svc.port) and not port_open(svc.grpc_port)
+
+
+@pytest.fixture(scope="session")
+def service(_launched: Service | None) -> Service:
+    """The session's server once every worker is ready."""
+    if _launched is None:
+        pytest.skip(f"no adrec models in {BENTOML_HOME}: run `make export` first")
+    return wait_ready(_launched)

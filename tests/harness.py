@@ -63,6 +63,7 @@ class Service:
     proc: subprocess.Popen[bytes]
     log: Path
     host: str = "127.0.0.1"
+    workers: int = 1  # how many "ready in" lines mean every worker is ready
 
     @property
     def grpc(self) -> str:
@@ -83,20 +84,15 @@ def serve_command(target: str, port: int, host: str | None = "127.0.0.1") -> lis
     return [*bentoml, *(["--host", host] if host else []), "--port", str(port)]
 
 
-def start_service(
+def launch_service(
     log: Path,
     target: str = "service:Recommender",
     cwd: Path = ROOT,
-    headers: dict[str, str] | None = None,
     host: str | None = "127.0.0.1",
     **env: str,
 ) -> Service:
-    """Start `bentoml serve target` on free ports and wait until HTTP and gRPC are ready;
-    `headers` go with the /info request (the API key of a server started with one); `host`
-    the --host flag (None: none given; the gRPC host is ADREC_GRPC_HOST's)."""
-    import httpx
-    import tritonclient.grpc as tgrpc
-
+    """Start `bentoml serve target` on free ports and return at once; `wait_ready` waits. Apart,
+    so that two servers load their models at the same time, or one while other tests run."""
     port, grpc_port = free_port(), free_port()
     # Every server gets a BENTOML_HOME of its own over the same models unless the test gives one:
     # `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir at start (see own_home).
@@ -112,7 +108,16 @@ def start_service(
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     address = host or "127.0.0.1"  # the service's default: loopback (tests/reliability)
-    svc = Service(f"http://{address}:{port}", port, grpc_port, proc, log, address)
+    return Service(f"http://{address}:{port}", port, grpc_port, proc, log, address, workers)
+
+
+def wait_ready(svc: Service, headers: dict[str, str] | None = None) -> Service:
+    """Wait until the launched `svc` answers HTTP and gRPC from every worker; `headers` go with
+    the /info request (the API key of a server started with one)."""
+    import httpx
+    import tritonclient.grpc as tgrpc
+
+    proc = svc.proc
     grpc_client = tgrpc.InferenceServerClient(svc.grpc)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -125,7 +130,7 @@ def start_service(
             if (
                 http_ready
                 and grpc_client.is_server_ready(client_timeout=2)
-                and svc.log.read_text(errors="replace").count("] ready in ") >= workers
+                and svc.log.read_text(errors="replace").count("] ready in ") >= svc.workers
             ):
                 return svc
             error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")
@@ -137,6 +142,19 @@ def start_service(
         time.sleep(0.5)
     stop_service(svc)
     pytest.fail(f"the service was not ready after {START_TIMEOUT_S} s:\n{svc.tail()}")
+
+
+def start_service(
+    log: Path,
+    target: str = "service:Recommender",
+    cwd: Path = ROOT,
+    headers: dict[str, str] | None = None,
+    host: str | None = "127.0.0.1",
+    **env: str,
+) -> Service:
+    """`launch_service` then `wait_ready`: `headers` go with the /info request, `host` is the
+    --host flag (None: none given; the gRPC host is ADREC_GRPC_HOST's)."""
+    return wait_ready(launch_service(log, target, cwd, host, **env), headers)
 
 
 def stop_service(svc: Service) -> list[object]:

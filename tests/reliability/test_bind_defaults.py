@@ -8,11 +8,12 @@ is sent to any origin. Told otherwise (--host, ADREC_GRPC_HOST, BentoML's CORS s
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 import httpx
 import psutil
 import pytest
-from harness import Service, have_models, own_home, start_service, stop_service
+from harness import Service, have_models, launch_service, own_home, stop_service, wait_ready
 
 pytestmark = pytest.mark.skipif(not have_models(), reason="no models: run `make export` first")
 APP, EVIL = "http://app.example", "http://evil.example"
@@ -52,12 +53,37 @@ def cors_headers(response: httpx.Response) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def default(tmp_path_factory: pytest.TempPathFactory) -> Service:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
+    """Both servers of this file, launched together so that their workers load at the same
+    time: "default" (no --host, no CORS settings) and, where 127.0.0.2 can be bound,
+    "explicit" (--host and ADREC_GRPC_HOST 127.0.0.2, BentoML's CORS settings)."""
     folder = tmp_path_factory.mktemp("bind-default")
-    svc = start_service(folder / "serve.log", BENTOML_HOME=own_home(folder), ADREC_WORKERS="1",
-                        host=None)  # fmt: skip
-    yield svc
-    stop_service(svc)
+    home = own_home(folder)
+    launched = {
+        "default": launch_service(
+            folder / "serve.log", BENTOML_HOME=home, ADREC_WORKERS="1", host=None
+        )
+    }
+    try:
+        if _can_bind("127.0.0.2"):
+            folder = tmp_path_factory.mktemp("bind-explicit")
+            (folder / "bentoml.yaml").write_text(CORS_CONFIG)
+            launched["explicit"] = launch_service(
+                folder / "serve.log", BENTOML_HOME=own_home(folder), ADREC_WORKERS="1",
+                ADREC_GRPC_HOST="127.0.0.2", BENTOML_CONFIG=str(folder / "bentoml.yaml"),
+                host="127.0.0.2",
+            )  # fmt: skip
+        for svc in launched.values():
+            wait_ready(svc)
+        yield launched
+    finally:
+        for svc in launched.values():
+            stop_service(svc)
+
+
+@pytest.fixture(scope="module")
+def default(servers: dict[str, Service]) -> Service:
+    return servers["default"]
 
 
 def test_by_default_everything_listens_on_loopback_only(default):
@@ -74,23 +100,16 @@ def test_by_default_no_origin_gets_cors_headers(default):
         assert got.status_code == 200 and cors_headers(got) == {}
 
 
-def test_binding_elsewhere_and_cors_are_explicit(tmp_path):
-    if not _can_bind("127.0.0.2"):
+def test_binding_elsewhere_and_cors_are_explicit(servers):
+    if "explicit" not in servers:
         pytest.skip("127.0.0.2 is not a loopback address here")
-    config = tmp_path / "bentoml.yaml"
-    config.write_text(CORS_CONFIG)
-    svc = start_service(tmp_path / "serve.log", BENTOML_HOME=own_home(tmp_path),
-                        ADREC_WORKERS="1", ADREC_GRPC_HOST="127.0.0.2",
-                        BENTOML_CONFIG=str(config), host="127.0.0.2")  # fmt: skip
-    try:
-        sockets = listening(svc)
-        assert {("127.0.0.2", svc.port), ("127.0.0.2", svc.grpc_port)} <= sockets, sockets
-        assert ("127.0.0.1", svc.port) not in sockets
-        allowed = cors_headers(preflight(svc, APP))
-        assert allowed.get("access-control-allow-origin") == APP, allowed
-        assert "access-control-allow-origin" not in cors_headers(preflight(svc, EVIL))
-    finally:
-        stop_service(svc)
+    svc = servers["explicit"]
+    sockets = listening(svc)
+    assert {("127.0.0.2", svc.port), ("127.0.0.2", svc.grpc_port)} <= sockets, sockets
+    assert ("127.0.0.1", svc.port) not in sockets
+    allowed = cors_headers(preflight(svc, APP))
+    assert allowed.get("access-control-allow-origin") == APP, allowed
+    assert "access-control-allow-origin" not in cors_headers(preflight(svc, EVIL))
 
 
 def _can_bind(address: str) -> bool:
