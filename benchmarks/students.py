@@ -48,6 +48,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "L1[0] ff1536 e10": {"keep_layers": [0]},
     "L1[5] ff1536 e10": {"keep_layers": [5]},
     "L1[0] ff768 e10": {"keep_layers": [0], "ff_size": 768},
+    "L1[0] ff512 e10": {"keep_layers": [0], "ff_size": 512},
     "L1[0] ff1536 e20": {"keep_layers": [0], "epochs": 20},
 }
 LENGTHS = (20, 64)  # tokens per text at batch 32: the issue's two targets
@@ -83,7 +84,8 @@ def build_candidate(
     if not force and run.up_to_date("distilled_int8"):
         config = read_config(published)
         return {"folder": str(published), "reused": "published by make export",
-                "metrics": config["metrics"], "epochs": cfg.epochs, "build_seconds": None,
+                "metrics": config["metrics"], "gate": "passed (published)",
+                "epochs": cfg.epochs, "build_seconds": None,
                 "build_load_avg_1m": None, "distillation": config["distillation"]}  # fmt: skip
     if not force and is_complete(out) and read_config(out).get("build") == key:
         return {"folder": str(out), "reused": True, **read_config(out)["student_build"]}
@@ -91,20 +93,39 @@ def build_candidate(
     # order), but 1 thread trains several times faster on an oversubscribed machine
     cfg.threads = threads
     t0, load0 = time.perf_counter(), load_average()
+    # built with the gate's cosine limits lifted, so that a student that misses them is still
+    # timed and its NDCG measured; the verdict against the real gate is recorded instead
+    real = gates.THRESHOLDS["distilled_int8"]
+    lifted = {k: v for k, v in real.items() if not k.endswith("cosine")}
     try:
+        gates.THRESHOLDS["distilled_int8"] = lifted
         with staging(out) as tmp:
             metrics = build_distilled(run, tmp)
             record = {
                 "metrics": metrics,
+                "gate": verdict_of(metrics, real),
                 "epochs": cfg.epochs,
                 "build_seconds": round(time.perf_counter() - t0, 1),
                 "build_load_avg_1m": {"start": load0, "end": load_average()},
                 "distillation": read_config(tmp)["distillation"],
             }
             update_config(tmp, build=key, student_build=record)
-    except gates.GateFailed as exc:
+    except gates.GateFailed as exc:  # a gate other than the cosine (export parity, nodes)
         return {"gate_failed": str(exc), "build_seconds": round(time.perf_counter() - t0, 1)}
+    finally:
+        gates.THRESHOLDS["distilled_int8"] = real
     return {"folder": str(out), "reused": False, **record}
+
+
+def verdict_of(metrics: dict[str, Any], thresholds: dict[str, float]) -> str:
+    """'passed', or the first of `make export`'s distilled_int8 gates the student misses."""
+    from export import gates
+
+    try:
+        gates.check("distilled_int8", metrics, thresholds)
+    except gates.GateFailed as exc:
+        return str(exc)
+    return "passed"
 
 
 def split_timings(folder: Path, texts: list[str], repeats: int = 30) -> dict[str, float]:
@@ -211,7 +232,7 @@ def time_students(built: dict[str, dict]) -> dict[str, Any]:
     return {"cells": cells, "load_avg_1m": {"start": load0, "end": load_average()}}
 
 
-def verdict(row: dict[str, Any]) -> bool:
+def meets_target(row: dict[str, Any]) -> bool:
     """8x at both lengths, NDCG@10 and cold-start drops <= 2%."""
     drops = [row.get(k) for k in ("ndcg_drop_pct", "cold_start_drop_pct")]
     speeds = [row.get(f"speedup_{n}") for n in LENGTHS]
@@ -237,6 +258,7 @@ def rows(candidates: dict[str, dict], built: dict[str, dict], timing: dict) -> l
             "distill_seconds": d["seconds"],
             "build_seconds": b["build_seconds"],
             "build_load_avg_1m": b["build_load_avg_1m"],
+            "gate": b["gate"],
             **{k: m.get(k) for k in ("catalog_mean_cosine", "catalog_min_cosine",
                                      "generic_mean_cosine", "ndcg@10", "cold_start_ndcg@10",
                                      "ndcg_drop_pct", "cold_start_drop_pct",
@@ -250,7 +272,7 @@ def rows(candidates: dict[str, dict], built: dict[str, dict], timing: dict) -> l
             row[f"speedup_vs_int8_{n}"] = cell["speedup_vs_int8"]
             row[f"costs_{n}"] = cell["costs"]
             row[f"ceiling_speedup_{n}"] = cell["ceiling_speedup_vs_pytorch"]
-        row["meets_target"] = verdict(row)
+        row["meets_target"] = meets_target(row)
         out.append(row)
     return out
 

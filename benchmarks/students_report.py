@@ -25,13 +25,13 @@ def table(result: dict[str, Any]) -> list[str]:
         "| student | params | distill s | catalog cosine mean / min | NDCG@10 (drop) | "
         "cold-start NDCG@10 (drop) | "
         + " | ".join(f"ms 32x{n} (x PyTorch / x PyTorch 1-thread / x int8)" for n in lengths)
-        + " | fixed-cost share 32x20 (ceiling x) | target |"
+        + " | fixed-cost share 32x20 (ceiling x) | issue target | export gate |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in result["students"]:
         name = f"**{r['candidate']}** (default)" if r["default"] else r["candidate"]
         if "gate_failed" in r:
-            lines.append(f"| {name} | gate failed: {r['gate_failed']} |" + " |" * 8)
+            lines.append(f"| {name} | gate failed: {r['gate_failed']} |" + " |" * 9)
             continue
         speed = " | ".join(
             f"{r[f'ms_{n}']:.1f} (**{_num(r[f'speedup_{n}'], '.2f')}** / "
@@ -47,7 +47,7 @@ def table(result: dict[str, Any]) -> list[str]:
             f"{r['catalog_mean_cosine']:.4f} / {r['catalog_min_cosine']:.4f} | "
             f"{_num(r['ndcg@10'], '.4f')} ({_pct(r['ndcg_drop_pct'])}) | "
             f"{_num(r['cold_start_ndcg@10'], '.4f')} ({_pct(r['cold_start_drop_pct'])}) | "
-            f"{speed} | {fixed} | {'met' if r['meets_target'] else 'not met'} |"
+            f"{speed} | {fixed} | {'met' if r['meets_target'] else 'not met'} | {r['gate']} |"
         )
     return lines
 
@@ -99,6 +99,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         *cost_table(result),
         "",
     ]
+    inflated = {
+        n: round(c["pytorch_fp32"]["median_ms"] / c["pytorch_fp32_1thread"]["median_ms"], 1)
+        for n, c in refs.items()
+        if "pytorch_fp32_1thread" in c
+    }
+    if any(v > 1.0 for v in inflated.values()):  # 2 threads slower than 1: oversubscribed
+        lines.insert(
+            2,
+            f"**Load-inflated baseline: PyTorch fp32 at 2 threads was {inflated} times slower "
+            "than at 1 thread (its two threads waited on each other behind other jobs), so "
+            "'x PyTorch' and 'issue target' do not decide the target here; read 'x PyTorch "
+            "1-thread' and 'x int8', and re-time on a quiet machine (the builds are reused).**\n",
+        )
     if result.get("epochs_override"):
         smoke = result["epochs_override"]
         lines.insert(2, f"**Smoke run: every candidate at {smoke} epoch(s).**\n")
