@@ -11,6 +11,11 @@ Measured on the 2-core machine (cosine on held-out users, NDCG@10 of the trained
 3 layers / 4 epochs: cosine 0.970, NDCG -1.3%, ~1.9x faster than int8 (dropping 3 of 6 layers
 cannot give 2x: embeddings, tokenization and pooling stay); 2 layers / 6 epochs: cosine 0.969,
 NDCG -1.7%, 2.2-2.7x faster; 2 layers / 10 epochs: NDCG -1.1%. Hence 2 layers, 10 epochs.
+
+Options for smaller students (the speed/quality frontier: `python -m benchmarks.students`): a
+single layer, and a narrower feed-forward (`ff_size`: the kept layers' FF neurons with the largest
+mean |activation| x output-weight norm on the build texts, before training; the teacher's FF
+is two thirds of a layer's matmul work).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ TOKENIZER_FILES = (
     "vocab.txt",
     "special_tokens_map.json",
 )
-LAYER_CHOICES = {2: [0, 5], 3: [0, 2, 5], 4: [0, 2, 4, 5]}  # of MiniLM-L6's six
+LAYER_CHOICES = {1: [0], 2: [0, 5], 3: [0, 2, 5], 4: [0, 2, 4, 5]}  # of MiniLM-L6's six
+FF_SAMPLE = 512  # build texts whose teacher activations rank the FF neurons
 
 
 @dataclass
@@ -46,6 +52,7 @@ class DistillConfig:
     max_length: int = 128
     seed: int = 42
     threads: int = 2  # the export budget assumes a 2-core machine
+    ff_size: int | None = None  # FF neurons kept per layer (None: the teacher's, 1536)
 
 
 class DistillationError(RuntimeError):
@@ -57,14 +64,74 @@ def student_from_teacher(teacher, keep_layers: list[int]):
     import torch
 
     n = teacher.config.num_hidden_layers
-    if len(keep_layers) < 2 or any(not 0 <= i < n for i in keep_layers):
-        raise ValueError(f"keep_layers: {keep_layers} must be >= 2 indices in [0, {n})")
+    if not keep_layers or any(not 0 <= i < n for i in keep_layers):
+        raise ValueError(f"keep_layers: {keep_layers} must be >= 1 indices in [0, {n})")
     student = copy.deepcopy(teacher)
     student.encoder.layer = torch.nn.ModuleList(
         [copy.deepcopy(teacher.encoder.layer[i]) for i in keep_layers]
     )
     student.config.num_hidden_layers = len(keep_layers)
     return student
+
+
+def ff_importance(teacher, tokenizer, texts: list[str], cfg: DistillConfig):
+    """(len(keep_layers), FF) score per FF neuron of each kept teacher layer: mean |GELU output|
+    over the real tokens of a seeded sample of `texts`, times the norm of the neuron's output
+    weights (what it adds to the residual stream, on average)."""
+    import torch
+
+    layers = [teacher.encoder.layer[i] for i in cfg.keep_layers]
+    sums = torch.zeros(len(layers), teacher.config.intermediate_size, dtype=torch.float64)
+    mask: list = []  # the current batch's (B, T, 1) attention mask, read by the hooks
+
+    def hook(j: int):
+        def record(_module, _inputs, out):  # out: (B, T, FF)
+            sums[j] += (out.abs() * mask[0]).sum((0, 1)).double()
+
+        return record
+
+    handles = [layer.intermediate.register_forward_hook(hook(j)) for j, layer in enumerate(layers)]
+    sample = random.Random(cfg.seed).sample(texts, min(FF_SAMPLE, len(texts)))
+    tokens = 0
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(sample), 64):
+                batch = tokenizer(
+                    sample[start : start + 64],
+                    padding=True,
+                    truncation=True,
+                    max_length=cfg.max_length,
+                    return_tensors="pt",
+                )
+                mask[:] = [batch["attention_mask"].unsqueeze(-1).float()]
+                tokens += int(batch["attention_mask"].sum())
+                teacher(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+    out_norms = torch.stack([layer.output.dense.weight.norm(dim=0) for layer in layers])
+    return (sums / max(tokens, 1)).float() * out_norms  # (L, FF)
+
+
+def prune_ff(student, importance, ff_size: int) -> None:
+    """Keep the `ff_size` FF neurons of each student layer with the highest `importance` (L, FF),
+    in their original order: intermediate rows and output columns, biases alike."""
+    import torch
+
+    if not 1 <= ff_size <= importance.shape[1]:
+        raise ValueError(f"ff_size: {ff_size} must be in [1, {importance.shape[1]}]")
+    for layer, scores in zip(student.encoder.layer, importance, strict=True):
+        keep = torch.topk(scores, ff_size).indices.sort().values
+        inner, outer = layer.intermediate.dense, layer.output.dense
+        new_inner = torch.nn.Linear(inner.in_features, ff_size)
+        new_outer = torch.nn.Linear(ff_size, outer.out_features)
+        with torch.no_grad():
+            new_inner.weight.copy_(inner.weight[keep])
+            new_inner.bias.copy_(inner.bias[keep])
+            new_outer.weight.copy_(outer.weight[:, keep])
+            new_outer.bias.copy_(outer.bias)
+        layer.intermediate.dense, layer.output.dense = new_inner, new_outer
+    student.config.intermediate_size = ff_size
 
 
 def _resolve(
@@ -221,6 +288,8 @@ def distill(
     teacher = AutoModel.from_pretrained(src).eval()
     # eval(): no dropout; with a few hundred steps it only slows the fit
     student = student_from_teacher(teacher, cfg.keep_layers).eval()
+    if cfg.ff_size is not None:  # before the targets: a frozen first layer is cached pruned
+        prune_ff(student, ff_importance(teacher, tokenizer, texts, cfg), cfg.ff_size)
     targets = teacher_targets(teacher, student, tokenizer, texts, cfg, rng)
     del teacher
     final_loss = train_student(student, targets, cfg, rng)
@@ -234,6 +303,7 @@ def distill(
     summary = {
         "keep_layers": cfg.keep_layers,
         "layers": len(cfg.keep_layers),
+        "ff_size": student.config.intermediate_size,
         "parameters": int(sum(p.numel() for p in student.parameters())),
         "texts": len(texts),
         "seconds": round(time.perf_counter() - t0, 1),

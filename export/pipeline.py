@@ -99,8 +99,8 @@ class ExportRun:
         }
         if variant in ("int8", "distilled_int8"):
             key["preset"] = self.preset
-        if variant == "distilled_int8":
-            key["distill"] = vars(self.distill_config).copy()
+        if variant == "distilled_int8":  # unset options (None) left out: a new one keeps keys
+            key["distill"] = {k: v for k, v in vars(self.distill_config).items() if v is not None}
         return key
 
     def up_to_date(self, variant: str) -> bool:
