@@ -111,18 +111,14 @@ def evaluate(
     interactions = ctx.dataset.interactions
     protocols, notes, skipped = plan(cfg, ctx)
     n_logged = logged_rows(cfg, interactions)
-    splits, logged_fate = {}, {}
-    for p in protocols:
-        splits[p], fate = split_with_logged(cfg, p, interactions, n_logged)
-        if fate:
-            logged_fate[p] = fate
+    splits = {p: split_with_logged(cfg, p, interactions, n_logged) for p in protocols}
     base = splits.get("recommenders") or next(iter(splits.values()))
-    alpha, calib, meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned, base.n_logged)
+    alpha, calib, meta = tune_on_validation(cfg, ctx, emb, base.train, tmp, tuned)
     meta["calibration_fitted_on"] = "validation split, liked vs other rows and sampled items"
     report: dict[str, Any] = {"dataset": ctx.dataset.name, "rows": ctx.rows, "protocols": {},
                               "ctr": {}, "beyond_accuracy": {}}  # fmt: skip
-    if logged_fate:  # the logged rows train, never test (rec_models/data/logged_split.py)
-        report["logged_split"] = logged_fate
+    if n_logged:  # the log trains the served model only (rec_models/data/logged_split.py)
+        report["logged_split"] = {"logged_rows": n_logged, "in_protocol_training": 0}
     impressions = has_impressions(interactions)
     for name, split in splits.items():
         models, metrics, tops, data = run_protocol(cfg, ctx, emb, split, alpha, tmp, tuned, meta)
@@ -218,7 +214,7 @@ def evaluate_with_encoder(
     out = {}
     n_logged = logged_rows(cfg, ctx.dataset.interactions)
     for protocol, key in (("recommenders", "ndcg@10"), ("cold_start", "cold_start_ndcg@10")):
-        split, _ = split_with_logged(cfg, protocol, ctx.dataset.interactions, n_logged)
+        split = split_with_logged(cfg, protocol, ctx.dataset.interactions, n_logged)
         data = emb.train_data(split.train)
         model = Recommender.load(Path(artifacts_dir) / "models" / protocol / "hybrid")
         assert isinstance(model, HybridRecommender)

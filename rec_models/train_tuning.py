@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rec_models.config import TrainConfig
-from rec_models.data.logged_split import validation_with_logged
+from rec_models.data.splits import validation_split
 from rec_models.evaluation import metrics as M
 from rec_models.fitting import LEARNED, ctr_examples, fit_all, pair_scores, rank, relevant_lists
 from rec_models.models.base import Recommender
@@ -37,19 +37,11 @@ def split_embedder(
 
 
 def tune_on_validation(
-    cfg: TrainConfig,
-    ctx: Context,
-    emb: Embedder,
-    train: pd.DataFrame,
-    scratch: Path,
-    log: dict,
-    n_logged: int = 0,
+    cfg: TrainConfig, ctx: Context, emb: Embedder, train: pd.DataFrame, scratch: Path, log: dict
 ) -> tuple[float, dict[str, tuple[float, float]], dict[str, Any]]:
     """alpha and per-model Platt calibration (the sampled CTR view), from a validation split
-    carved out of `train` (of its dataset rows: its last `n_logged` logged rows only fit)."""
-    fit_df, val_df = validation_with_logged(
-        train, n_logged, ratio=cfg.hybrid.val_ratio, seed=cfg.data.seed + 1
-    )
+    carved out of `train`."""
+    fit_df, val_df = validation_split(train, ratio=cfg.hybrid.val_ratio, seed=cfg.data.seed + 1)
     emb = split_embedder(cfg, emb, fit_df, scratch / "encoder-validation", log)
     data = emb.train_data(fit_df)
     models = fit_all(cfg, data, alpha=0.5)

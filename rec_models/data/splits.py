@@ -31,7 +31,6 @@ class Split:
     test: pd.DataFrame
     cold_items: np.ndarray | None = None  # item ids removed from training (cold_start only)
     cold_users: np.ndarray | None = None  # user ids removed from training (cold_user only)
-    n_logged: int = 0  # the last rows of train that are logged impressions (logged_split.py)
 
 
 def _check_ratio(ratio: float, what: str) -> None:
