@@ -2,8 +2,8 @@
 a real `bentoml serve` with the example A/B config (A pinned to version 1, B on the newest),
 real HTTP traffic into it (/recommend + /feedback, the taste click model), `make retrain`'s
 command on the service's event log publishing version 2, POST /admin/reload under traffic with
-no failed request, and the A/B report on the impressions after the swap: A = v1, B = v2, and
-too few of them for the plan, which the report must say.
+no failed request, and the A/B report on the impressions after the swap: A = v1, B = v2, a
+verdict only at the planned size, never B worse.
 
 The scale: the MovieLens subset of the retrain tests (tests/retrain/support.py, FAST models);
 version 1 is what `make train` + `make export`'s scorer step make of it, published into a store
@@ -81,8 +81,13 @@ def test_serve_traffic_retrain_swap_and_ab_report(tmp_path: Path):
     assert served == {("A", "1"), ("B", "2")}  # after the swap: a clean v1-vs-v2 comparison
     trials = sum(a["ctr"]["trials"] for a in report["arms"])
     assert 300 <= trials <= 10 * swap["requests"]  # at least the 300 responses after the swap
-    # 300 responses cannot reach the plan (CTR 0.30, +10% relative): no verdict, and it says so
+    # a verdict only once every arm has the planned size (no peeking); whether 40 users get
+    # there depends on how long the swap took to settle, and on the design effect the log shows
+    reached = all(report["reached"].values())
     assert report["comparisons"] and all(
-        c["status"] == "underpowered" for c in report["comparisons"]
+        (c["status"] == "underpowered") == (not reached) for c in report["comparisons"]
     ), json.dumps(report["comparisons"])
-    assert "underpowered" in rec["abtest"]["text"]
+    assert ("underpowered" in rec["abtest"]["text"]) == (not reached)
+    # users remember their clicks (benchmarks/simulate_clicks.py): the retrained B moves on from
+    # what they clicked, A shows it again, so B cannot be found worse
+    assert all(c["status"] != "worse" for c in report["comparisons"]), rec["abtest"]["text"]
