@@ -63,7 +63,7 @@ class Service:
     proc: subprocess.Popen[bytes]
     log: Path
     host: str = "127.0.0.1"
-    workers: int = 1  # how many "ready in" lines mean every worker is ready
+    workers: int = 1  # how many "ready to serve" lines mean every worker is ready
 
     @property
     def grpc(self) -> str:
@@ -126,11 +126,12 @@ def wait_ready(svc: Service, headers: dict[str, str] | None = None) -> Service:
         try:
             http_ready = httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200
             # /readyz answers from whichever worker takes the connection: wait for every
-            # worker's "ready in" line, or a request may still land on one that is loading.
+            # worker's "ready to serve" line (logged once its A/B arms' versions are loaded too,
+            # after "ready in"), or a request may still land on one that is loading.
             if (
                 http_ready
                 and grpc_client.is_server_ready(client_timeout=2)
-                and svc.log.read_text(errors="replace").count("] ready in ") >= svc.workers
+                and svc.log.read_text(errors="replace").count("] ready to serve") >= svc.workers
             ):
                 return svc
             error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")
