@@ -53,6 +53,10 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# What a worker logs once it answers every A/B arm (rec_models/serving/scorers.load_pins).
+READY_LINE = "] ready to serve"
+
+
 @dataclass
 class Service:
     """A running `bentoml serve`: its HTTP and gRPC addresses, process and log."""
@@ -131,7 +135,7 @@ def wait_ready(svc: Service, headers: dict[str, str] | None = None) -> Service:
             if (
                 http_ready
                 and grpc_client.is_server_ready(client_timeout=2)
-                and svc.log.read_text(errors="replace").count("] ready to serve") >= svc.workers
+                and svc.log.read_text(errors="replace").count(READY_LINE) >= svc.workers
             ):
                 return svc
             error = httpx.get(f"{svc.url}/info", headers=headers, timeout=2).json().get("error")

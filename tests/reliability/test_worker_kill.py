@@ -13,7 +13,7 @@ import time
 import httpx
 import psutil
 import pytest
-from harness import Service, have_models, own_home, start_service, stop_service
+from harness import READY_LINE, Service, have_models, own_home, start_service, stop_service
 
 pytestmark = pytest.mark.skipif(not have_models(), reason="no models: run `make export` first")
 RESTART_BOUND_S = 240  # a worker loads its models in ~10-30 s here; far more is a failure
@@ -79,12 +79,12 @@ def test_kill_9_of_a_worker_is_restarted_and_the_other_serves_meanwhile(two_work
     victim, survivor = before
     killed_at = time.monotonic()
     os.kill(victim.pid, signal.SIGKILL)
-    ready_lines = svc.log.read_text(errors="replace").count("] ready in ")
+    ready_lines = svc.log.read_text(errors="replace").count(READY_LINE)
     new = None
     while time.monotonic() - killed_at < RESTART_BOUND_S:
         now = [p for p in workers(svc) if p.pid != survivor.pid]
         log = svc.log.read_text(errors="replace")
-        if now and now[0].pid != victim.pid and log.count("] ready in ") > ready_lines:
+        if now and now[0].pid != victim.pid and log.count(READY_LINE) > ready_lines:
             new = now[0]
             break
         time.sleep(0.2)
