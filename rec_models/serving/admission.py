@@ -2,12 +2,15 @@
 `max_queued` more waiting for a slot; past that, refused at once (429 + Retry-After over HTTP,
 RESOURCE_EXHAUSTED over gRPC) instead of piling up until every request is late.
 
-    ADREC_MAX_CONCURRENT_REQUESTS=16  ADREC_MAX_QUEUED_REQUESTS=64   (per worker)
+    ADREC_MAX_CONCURRENT_REQUESTS=4  ADREC_MAX_QUEUED_REQUESTS=64   (per worker)
     ADREC_MAX_QUEUE_WAIT_MS=250  ADREC_QUEUE_GRACE_MS=1000  (0: no bound on the wait)
 
 Once the queue has not been empty for the grace period (an overload, not a burst), a request
 whose wait for a slot would be, or has been, longer than the bound is refused too: accepted
-requests then wait at most that long, whatever the offered load.
+requests then wait at most that long, whatever the offered load. The overload lasts until the
+queue has not stood for a grace period again (refusals empty it often; were each empty moment
+its end, the next waiters would get the grace again: measured, waits to ~800 ms at a 250 ms
+bound).
 
 One `Admission` per worker process is shared by the HTTP middleware (`AdmissionMiddleware`:
 the POST routes, native and v2; probes, /metrics, /info and the docs are never held back) and
@@ -63,6 +66,7 @@ class Admission:
         self._waiters: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
         self._freed: collections.deque[float] = collections.deque()  # release times, last 1 s
         self._busy_since: float | None = None  # since when the queue has not been empty
+        self._stood_at: float | None = None  # when the queue was last seen standing
 
     @property
     def queued(self) -> int:
@@ -74,11 +78,18 @@ class Admission:
         return {"active": self.active, "queued": self.queued, "refused": self.refused}
 
     def standing(self, now: float) -> bool:
-        """Whether the queue has not been empty for grace_s (and a wait bound is set)."""
-        since = self._busy_since
-        return (
-            self.max_queue_wait_s is not None and since is not None and now - since >= self.grace_s
-        )
+        """Whether the queue stands (a wait bound is set): it has not been empty for grace_s,
+        or it did so less than grace_s ago and is not empty. An overload does not end the first
+        moment the queue is empty (refusals empty it often): it ends after grace_s without a
+        standing queue."""
+        since, stood = self._busy_since, self._stood_at
+        if self.max_queue_wait_s is None:
+            return False
+        recent = stood is not None and now - stood < self.grace_s
+        if since is not None and (recent or now - since >= self.grace_s):
+            self._stood_at = now
+            return True
+        return recent
 
     async def acquire(self, timeout_s: float | None = None) -> None:
         """Take one of the `max_concurrent` slots, waiting at most `timeout_s` (the request's

@@ -54,10 +54,11 @@ class ServingSettings:
     # A request still queued after this long is refused (503) rather than answered late.
     batch_max_latency_ms: int = 5000
     # -- admission (per worker; rec_models/serving/admission.py) -------------------------------
-    # Measured on 2 cores (README, "Reliability and security"): at 4x overload 16 in flight
-    # kept RSS flat and p99 ~1.3x that of 8, where 256 + 512 let p99 and RSS run away; 8 shed
-    # most of a 32-client closed loop of cold profiles or one-text embeds, 16 little of it.
-    max_concurrent_requests: int = 16  # POST requests / gRPC ModelInfer calls in flight
+    # Measured on 2 cores (README, "Reliability and security"): a worker is one core, so past
+    # a few requests in flight more only share it; at 4x overload 16 in flight let the cold
+    # profiles' time in the route reach a p99 of ~600 ms (they queue for the one encoder), 4
+    # kept it ~150 ms and the accepted p99 2.4x lower; 256 + 512 let p99 and RSS run away.
+    max_concurrent_requests: int = 4  # POST requests / gRPC ModelInfer calls in flight
     max_queued_requests: int = 64  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
     # Once the queue has not been empty for queue_grace_ms (an overload, not a burst), a longer
     # (expected) wait for a slot is refused, 429; 0: no bound.

@@ -143,7 +143,19 @@ def test_a_burst_waits_an_overload_is_shed():
         await young
         adm.release()
         assert adm.active == 0 and adm.queued == 0 and adm.refused == 1
-        assert not adm.standing(time.monotonic())  # the queue emptied
+        # The queue emptied: the overload is not over at once (refusals empty the queue), so a
+        # new waiter is held to the bound (here refused at once: 1 slot freed in the last
+        # second, an expected wait of 1 s) ...
+        await adm.acquire()
+        late = asyncio.create_task(adm.acquire())
+        await asyncio.sleep(0)
+        assert adm.standing(time.monotonic())
+        with pytest.raises(TooManyRequestsError, match=r"a wait of 0\.2 s"):
+            await late
+        adm.release()
+        await asyncio.sleep(0.35)  # ... until the queue has not stood for grace_s
+        assert not adm.standing(time.monotonic())
+        assert adm.active == 0 and adm.queued == 0
 
     asyncio.run(scenario())
 
