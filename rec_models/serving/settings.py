@@ -57,7 +57,8 @@ class ServingSettings:
     # Measured on 2 cores (README, "Reliability and security"): a worker is one core, so past
     # a few requests in flight more only share it; at 4x overload 16 in flight let the cold
     # profiles' time in the route reach a p99 of ~600 ms (they queue for the one encoder), 4
-    # kept it ~150 ms and the accepted p99 2.4x lower; 256 + 512 let p99 and RSS run away.
+    # kept it ~150 ms; 256 + 512 let p99 and RSS run away. 2 (+ 32 queued, 100 ms) meets a p99
+    # within 2x under 4x overload but sheds closed loops and batches less (README).
     max_concurrent_requests: int = 4  # POST requests / gRPC ModelInfer calls in flight
     max_queued_requests: int = 64  # more waiting for a slot; beyond: 429 / RESOURCE_EXHAUSTED
     # Once the queue has not been empty for queue_grace_ms (an overload, not a burst), a longer
